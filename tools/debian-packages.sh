@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Debian packages the tests need on the controller; installs only what is missing.
+source "$(dirname "$0")/common.sh"
+packages=(podman runc debootstrap uidmap fuse-overlayfs netavark aardvark-dns
+          git make curl ca-certificates nginx-light chromium graphviz)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then log "Debian packages: all present"; exit 0; fi
+log "Debian packages: installing ${missing[*]}"
+SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

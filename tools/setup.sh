@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Everything the tests and the demo need, from scratch on a fresh Debian 12 machine, cached
+# outside the repo: Debian packages, the controller virtualenv, the systemd base image and the
+# oauth2-proxy build. Writes .cache/env.sh for the Makefile to source. Safe to run again.
+source "$(dirname "$0")/common.sh"
+"$REPO_ROOT/tools/debian-packages.sh"
+venv=$("$REPO_ROOT/tools/venv.sh")
+image=$("$REPO_ROOT/tools/base-image.sh")
+oauth2_proxy_archive=$("$REPO_ROOT/tools/oauth2-proxy-build.sh")
+
+# ansible-core finds collections by their ansible_collections/<ns>/<name> path: point one at
+# this checkout (ansible-lint uses the same .ansible/ layout).
+mkdir -p "$REPO_ROOT/.ansible/collections/ansible_collections/alcf"
+ln -sfn ../../../.. "$REPO_ROOT/.ansible/collections/ansible_collections/alcf/mlflow_globus"
+
+mkdir -p "$REPO_ROOT/.cache"
+cat > "$REPO_ROOT/.cache/env.sh" <<ENV
+# Written by tools/setup.sh; sourced by the Makefile.
+export PATH="$venv/bin:\$PATH"
+export VIRTUAL_ENV="$venv"
+export CONTAINERS_CONF="$CONTAINERS_CONF"
+export ANSIBLE_COLLECTIONS_PATH="$REPO_ROOT/.ansible/collections"
+export MLFLOW_GLOBUS_CACHE="$CACHE_DIR"
+export MLFLOW_GLOBUS_BASE_IMAGE="$image"
+export MLFLOW_GLOBUS_OAUTH2_PROXY_ARCHIVE="$oauth2_proxy_archive"
+export MLFLOW_GLOBUS_CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt"
+ENV
+log "setup done: venv $venv, image $image"
