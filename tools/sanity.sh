@@ -7,7 +7,7 @@ out=$(mktemp -d "$CACHE_DIR/sanity.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 ansible-galaxy collection build --force --output-path "$out" "$REPO_ROOT" >/dev/null
 tarball=$(ls "$out"/alcf-mlflow_globus-*.tar.gz)
-ansible-galaxy collection install --no-deps --force -p "$out/install" "$tarball" >/dev/null
+ansible-galaxy collection install --no-deps --force -p "$out/install" "$tarball" >/dev/null 2>&1
 log "built and installed $(basename "$tarball") ($(du -h "$tarball" | cut -f1))"
 
 export ANSIBLE_COLLECTIONS_PATH=$out/install
@@ -18,9 +18,18 @@ for filter in email_allowlist email_allowlist_diff; do
   ansible-doc -t filter "alcf.mlflow_globus.$filter" >/dev/null
 done
 ansible localhost -m ansible.builtin.debug \
-  -a "msg={{ 'B@x.org, a@x.org' | alcf.mlflow_globus.email_allowlist }}" 2>/dev/null \
-  | grep -q '"a@x.org",' || { echo "filter did not load from the installed tarball" >&2; exit 1; }
+  -a "msg={{ 'B@x.org, a@x.org' | alcf.mlflow_globus.email_allowlist | join(';') }}" 2>/dev/null \
+  | grep -q 'a@x.org;b@x.org' || { echo "filter did not load from the installed tarball" >&2; exit 1; }
 log "plugins load by their full names from the installed tarball"
+
+# ansible-test bootstraps pip in its test venvs from a script it downloads from a host we cannot
+# reach; give it our stand-in and the pip wheel it needs (see tools/ansible-test-get-pip.py).
+pip_version=$(python3 -c 'from ansible_test._internal.python_requirements import get_venv_packages as g; print(g(type("P", (), {"version": ""})())["pip"])')
+bootstrap=$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py
+mkdir -p "$(dirname "$bootstrap")"
+cp "$REPO_ROOT/tools/ansible-test-get-pip.py" "$bootstrap"
+[ -f "$(dirname "$bootstrap")/pip-$pip_version-py3-none-any.whl" ] \
+  || pip download -q --no-deps -d "$(dirname "$bootstrap")" "pip==$pip_version"
 
 cd "$out/install/ansible_collections/alcf/mlflow_globus"
 # Our own sources only: the installed tree has no tests/unit (build_ignore), so copy them in.

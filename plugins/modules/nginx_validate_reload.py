@@ -225,6 +225,10 @@ def changed_items(module, changes):
             if not isinstance(item, dict) or not item.get('changed'):
                 continue
             dest = item.get('dest') or item.get('path')
+            if not dest and module.check_mode:
+                # A template task in check mode reports a change without naming its file.
+                items.append((None, None))
+                continue
             if not dest:
                 module.fail_json(msg='a changed item of changes has neither dest nor path: %r' % (item,))
             items.append((dest, item.get('backup_file')))
