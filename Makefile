@@ -41,5 +41,11 @@ molecule-all: .cache/env.sh
 build: .cache/env.sh
 	$(ENV) ansible-galaxy collection build --force --output-path build/
 
+demo: setup
+	@tools/demo.sh
+
+demo-destroy:
+	@tools/demo.sh destroy
+
 clean:
 	rm -rf build/ .cache/ .ansible/ tests/output/
