@@ -38,6 +38,9 @@ molecule: .cache/env.sh
 molecule-all: .cache/env.sh
 	$(ENV) tools/molecule-all.sh
 
+e2e: .cache/env.sh
+	@tools/e2e.sh
+
 build: .cache/env.sh
 	$(ENV) ansible-galaxy collection build --force --output-path build/
 

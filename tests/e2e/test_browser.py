@@ -1,0 +1,57 @@
+"""The checklist's "real user flow" in Debian's Chromium, driven by Playwright: open the public
+URL, get sent to the provider, sign in, and see the MLflow UI with an experiment in it."""
+import pytest
+import requests
+from playwright.sync_api import sync_playwright
+
+from conftest import sign_in
+
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+                 '--disable-sync', '--no-first-run', '--disable-quic']
+
+
+@pytest.fixture(scope='module')
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path='/usr/bin/chromium', headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope='module')
+def experiment(site):
+    """An experiment made through the API by a signed-in user, for the UI to show."""
+    s = sign_in(site, site['allowed'][0])
+    name = 'e2e-browser'
+    r = s.get(site['public_url'] + '/api/2.0/mlflow/experiments/get-by-name', params={'experiment_name': name})
+    if r.status_code != 200:
+        r = s.post(site['public_url'] + '/api/2.0/mlflow/experiments/create', json={'name': name})
+        assert r.status_code == 200, r.text
+    return name
+
+
+def test_allowed_user_signs_in_and_sees_mlflow(site, browser, experiment, output_dir):
+    page = browser.new_page(ignore_https_errors=True)
+    page.goto(site['public_url'] + '/')
+    page.wait_for_url(site['issuer'] + '/oauth2/authorize*')
+    page.screenshot(path=str(output_dir / 'browser-1-provider-sign-in.png'))
+    page.fill('input[name=sub]', site['allowed'][0])
+    page.click('button[type=submit]:has-text("Authorize")')
+    page.wait_for_url(site['public_url'] + '/**')
+    page.get_by_text(experiment).first.wait_for(timeout=60000)
+    assert 'MLflow' in page.title()
+    page.screenshot(path=str(output_dir / 'browser-2-mlflow-ui.png'), full_page=True)
+    page.close()
+
+
+def test_user_not_on_the_list_is_refused_in_the_browser(site, browser, output_dir):
+    page = browser.new_page(ignore_https_errors=True)
+    page.goto(site['public_url'] + '/')
+    page.wait_for_url(site['issuer'] + '/oauth2/authorize*')
+    page.fill('input[name=sub]', 'mallory@example.org')
+    with page.expect_response(lambda r: '/oauth2/callback' in r.url) as callback:
+        page.click('button[type=submit]:has-text("Authorize")')
+    assert callback.value.status == 403
+    page.screenshot(path=str(output_dir / 'browser-3-refused.png'))
+    assert 'experiments' not in page.content().lower() or 'forbidden' in page.content().lower()
+    page.close()
