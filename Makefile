@@ -39,7 +39,7 @@ molecule-all: .cache/env.sh
 	$(ENV) tools/molecule-all.sh
 
 e2e: .cache/env.sh
-	@tools/e2e.sh
+	$(ENV) tools/molecule-all.sh split
 
 build: .cache/env.sh
 	$(ENV) ansible-galaxy collection build --force --output-path build/
@@ -47,7 +47,7 @@ build: .cache/env.sh
 demo: setup
 	@tools/demo.sh
 
-demo-destroy:
+demo-destroy: .cache/env.sh
 	@tools/demo.sh destroy
 
 clean:

@@ -1,4 +1,5 @@
-"""End-to-end tests against the local deployment (`make e2e` brings it up with tools/demo.sh).
+"""End-to-end tests against the local deployment: the verify step of the Molecule scenario `split`
+(`make e2e`), or by hand against `make demo` (`pytest tests/e2e`).
 
 Everything here is real: nginx, oauth2-proxy, MLflow, an OpenID Connect provider standing in for
 Globus (oidc-provider-mock), Debian's Chromium driven by Playwright, and MLflow's Python client.
@@ -47,7 +48,7 @@ def site():
         requests.get(facts['public_url'] + '/ping', verify=False, timeout=5)
         requests.get(issuer + '/.well-known/openid-configuration', timeout=5)
     except requests.ConnectionError as exc:
-        pytest.fail('the local deployment is not up (run `make demo` or `make e2e`): %s' % exc)
+        pytest.fail('the local deployment is not up (run `make demo` first, or `make e2e`): %s' % exc)
     return facts
 
 
