@@ -30,7 +30,7 @@ sanity: .cache/env.sh
 	$(ENV) tools/sanity.sh
 
 unit: .cache/env.sh
-	$(ENV) pytest tests/unit
+	$(ENV) pytest tests/unit tests/playbooks
 
 molecule: .cache/env.sh
 	$(ENV) molecule test -s $(SCENARIO)
@@ -40,6 +40,11 @@ molecule-all: .cache/env.sh
 
 e2e: .cache/env.sh
 	$(ENV) tools/molecule-all.sh split
+
+# The architecture diagram: docs/architecture.svg is generated from docs/architecture.dot (commit both).
+docs:
+	@command -v dot >/dev/null || { echo "make docs needs Graphviz's dot (Debian: apt-get install graphviz)" >&2; exit 1; }
+	dot -Tsvg docs/architecture.dot -o docs/architecture.svg
 
 build: .cache/env.sh
 	$(ENV) ansible-galaxy collection build --force --output-path build/

@@ -14,7 +14,7 @@ export ANSIBLE_COLLECTIONS_PATH=$out/install
 for module in authenticated_emails nginx_validate_reload; do
   ansible-doc "alcf.mlflow_globus.$module" >/dev/null
 done
-for filter in email_allowlist email_allowlist_diff; do
+for filter in email_allowlist email_allowlist_diff from_dotenv; do
   ansible-doc -t filter "alcf.mlflow_globus.$filter" >/dev/null
 done
 ansible localhost -m ansible.builtin.debug \
