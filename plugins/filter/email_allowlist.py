@@ -1,6 +1,6 @@
 # Copyright: (c) 2026, ALCF operations
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-# SPDX-License-Identifier: Apache-2.0
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 # Documentation: email_allowlist.yml and email_allowlist_diff.yml beside this file.
 

@@ -1,8 +1,7 @@
 #!/usr/bin/python
 # Copyright: (c) 2026, ALCF operations
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-# or Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0), at your option.
-# SPDX-License-Identifier: GPL-3.0-or-later OR Apache-2.0
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
 
