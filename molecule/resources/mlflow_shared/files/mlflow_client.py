@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""What a user of the tracking server does, with MLflow's own Python client.
+
+  mlflow_client.py log   --uri URI --state FILE --label LABEL
+      create an experiment and a run with params, a metric history, tags and artifacts (binary
+      and text, one in a sub-directory), read the run back at once and add that snapshot to FILE
+  mlflow_client.py check --uri URI --state FILE
+      read every run recorded in FILE back from the server and compare it with its snapshot
+
+Exits non-zero, naming every difference, when the server lost or changed anything.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def snapshot(client, run_id):
+    """Everything the server keeps about a run, in a JSON-comparable form."""
+    run = client.get_run(run_id)
+    experiment = client.get_experiment(run.info.experiment_id)
+    metrics = {
+        key: [
+            [m.step, m.timestamp, m.value]
+            for m in sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+        ]
+        for key in sorted(run.data.metrics)
+    }
+    artifacts = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        pending = [None]
+        while pending:
+            for info in client.list_artifacts(run_id, pending.pop()):
+                if info.is_dir:
+                    pending.append(info.path)
+                    continue
+                local = client.download_artifacts(run_id, info.path, scratch)
+                artifacts[info.path] = {"size": os.path.getsize(local), "sha256": _sha256(local)}
+    return {
+        "run_id": run_id,
+        "experiment": {"id": experiment.experiment_id, "name": experiment.name,
+                       "artifact_location": experiment.artifact_location},
+        "info": {"run_name": run.info.run_name, "status": run.info.status,
+                 "start_time": run.info.start_time, "end_time": run.info.end_time,
+                 "lifecycle_stage": run.info.lifecycle_stage},
+        "params": dict(sorted(run.data.params.items())),
+        "tags": {k: v for k, v in sorted(run.data.tags.items()) if not k.startswith("mlflow.")},
+        "metrics": metrics,
+        "artifacts": dict(sorted(artifacts.items())),
+    }
+
+
+def log(client, label):
+    experiment_id = client.create_experiment(f"molecule-{label}-{int(time.time() * 1000)}",
+                                             tags={"purpose": "no data lost across upgrades"})
+    start = 1_700_000_000_000
+    run = client.create_run(experiment_id, start_time=start, run_name=f"run-{label}",
+                            tags={"label": label, "unicode": "Grüße ✓"})
+    run_id = run.info.run_id
+    params = {"learning_rate": "0.001", "optimizer": "adamw", "label": label, "layers": "[64, 32, 16]"}
+    values = [0.0, 1e-30, -2.5, 3.141592653589793, 1e300, 42.0, 0.1 + 0.2, 7.0, -1e-7, 123456.789]
+    metrics = [Metric("loss", v, start + step, step) for step, v in enumerate(values)]
+    metrics += [Metric("accuracy", 0.5 + step / 20, start + step, step) for step in range(10)]
+    client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()],
+                     tags=[RunTag("stage", "before")])
+    with tempfile.TemporaryDirectory() as scratch:
+        blob = os.path.join(scratch, "weights.bin")
+        with open(blob, "wb") as handle:
+            handle.write(os.urandom(256 * 1024))
+        notes = os.path.join(scratch, "notes.txt")
+        with open(notes, "w", encoding="utf-8") as handle:
+            handle.write(f"run {run_id} ({label}): ünïcode and\nseveral lines\n")
+        client.log_artifact(run_id, blob)
+        client.log_artifact(run_id, notes, artifact_path="reports/text")
+        sent = {"weights.bin": _sha256(blob), "reports/text/notes.txt": _sha256(notes)}
+    client.set_terminated(run_id, "FINISHED", end_time=start + 60_000)
+
+    saved = snapshot(client, run_id)
+    problems = []
+    if saved["params"] != params:
+        problems.append(f"params read back {saved['params']} != logged {params}")
+    for key, logged in (("loss", values), ("accuracy", [0.5 + s / 20 for s in range(10)])):
+        got = [v for _, _, v in saved["metrics"].get(key, [])]
+        if got != logged:
+            problems.append(f"metric {key} read back {got} != logged {logged}")
+    got = {path: meta["sha256"] for path, meta in saved["artifacts"].items()}
+    if got != sent:
+        problems.append(f"artifacts read back {got} != uploaded {sent}")
+    return saved, problems
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("action", choices=["log", "check"])
+    parser.add_argument("--uri", required=True, help="tracking server URL, e.g. http://10.88.0.5:8080")
+    parser.add_argument("--state", required=True, help="JSON file of recorded runs")
+    parser.add_argument("--label", default="run")
+    args = parser.parse_args()
+    client = MlflowClient(tracking_uri=args.uri)
+
+    recorded = []
+    if os.path.exists(args.state):
+        with open(args.state, encoding="utf-8") as handle:
+            recorded = json.load(handle)
+
+    if args.action == "log":
+        saved, problems = log(client, args.label)
+        if problems:
+            sys.exit("the server changed data as it was logged:\n  " + "\n  ".join(problems))
+        recorded.append(saved)
+        with open(args.state, "w", encoding="utf-8") as handle:
+            json.dump(recorded, handle, indent=1, sort_keys=True)
+        print(json.dumps({"logged": saved["run_id"], "runs_recorded": len(recorded),
+                          "artifacts": saved["artifacts"]}))
+        return
+
+    if not recorded:
+        sys.exit(f"{args.state} records no runs: nothing to compare")
+    problems = []
+    for saved in recorded:
+        now = snapshot(client, saved["run_id"])
+        for part in saved:
+            if now.get(part) != saved[part]:
+                problems.append(f"run {saved['run_id']} {part}: was {saved[part]!r}, now {now.get(part)!r}")
+    if problems:
+        sys.exit("data differs from what was logged:\n  " + "\n  ".join(problems))
+    print(json.dumps({"identical_runs": [s["run_id"] for s in recorded],
+                      "metrics_points": sum(len(h) for s in recorded for h in s["metrics"].values()),
+                      "artifacts": sum(len(s["artifacts"]) for s in recorded)}))
+
+
+if __name__ == "__main__":
+    main()
