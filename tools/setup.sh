@@ -7,6 +7,7 @@ source "$(dirname "$0")/common.sh"
 venv=$("$REPO_ROOT/tools/venv.sh")
 image=$("$REPO_ROOT/tools/base-image.sh")
 oauth2_proxy_archive=$("$REPO_ROOT/tools/oauth2-proxy-build.sh")
+mlflow_wheelhouse=$(PYTHON="$venv/bin/python" "$REPO_ROOT/tools/mlflow-wheelhouse.sh")
 
 # ansible-core finds collections by their ansible_collections/<ns>/<name> path: point one at
 # this checkout (ansible-lint uses the same .ansible/ layout).
@@ -23,6 +24,7 @@ export ANSIBLE_COLLECTIONS_PATH="$REPO_ROOT/.ansible/collections"
 export MLFLOW_GLOBUS_CACHE="$CACHE_DIR"
 export MLFLOW_GLOBUS_BASE_IMAGE="$image"
 export MLFLOW_GLOBUS_OAUTH2_PROXY_ARCHIVE="$oauth2_proxy_archive"
+export MLFLOW_GLOBUS_WHEELHOUSE="$mlflow_wheelhouse"
 export MLFLOW_GLOBUS_CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt"
 ENV
 log "setup done: venv $venv, image $image"
