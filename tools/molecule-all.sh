@@ -4,7 +4,13 @@
 source "$(dirname "$0")/common.sh"
 cd "$REPO_ROOT"
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=($(ls molecule/*/molecule.yml | cut -d/ -f2))
+# Every scenario: the plugin's first, then the roles', then the whole service; any new one last.
+order=(nginx_validate_reload oauth2_proxy all_in_one split external_nginx mlflow_default mlflow_postgres)
+if [ ${#scenarios[@]} -eq 0 ]; then
+  for s in "${order[@]}" $(ls molecule/*/molecule.yml | cut -d/ -f2); do
+    [ -f "molecule/$s/molecule.yml" ] && [[ " ${scenarios[*]} " != *" $s "* ]] && scenarios+=("$s")
+  done
+fi
 mkdir -p tests/output/molecule
 results=()
 failed=0
