@@ -1,29 +1,48 @@
 #!/usr/bin/env bash
-# Run every Molecule scenario (or those named as arguments), each in full, and print one line per
-# scenario with its result and time. Exits non-zero if any failed.
+# Run every Molecule scenario (or those named as arguments), each in full, MOLECULE_JOBS at a time
+# (default 2: their container names and networks are disjoint, and most of a scenario's time is
+# spent waiting on containers, so two share two cores well). Prints one line per scenario with its
+# result and time, in a fixed order. Exits non-zero if any failed.
 source "$(dirname "$0")/common.sh"
 cd "$REPO_ROOT"
+jobs=${MOLECULE_JOBS:-2}
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || { log "MOLECULE_JOBS must be a positive integer, not '$jobs'"; exit 2; }
 scenarios=("$@")
-# Every scenario: the plugin's first, then the roles', then the whole service; any new one last.
-order=(nginx_validate_reload oauth2_proxy all_in_one split external_nginx mlflow_default mlflow_postgres)
+# Longest first, so that the last two to start end at about the same time; any new one last.
+order=(split external_nginx mlflow_postgres mlflow_default oauth2_proxy all_in_one nginx_validate_reload)
 if [ ${#scenarios[@]} -eq 0 ]; then
   for s in "${order[@]}" $(ls molecule/*/molecule.yml | cut -d/ -f2); do
     [ -f "molecule/$s/molecule.yml" ] && [[ " ${scenarios[*]} " != *" $s "* ]] && scenarios+=("$s")
   done
 fi
-mkdir -p tests/output/molecule
-results=()
+out=tests/output/molecule
+mkdir -p "$out"
+
+# run_scenario NAME: the whole `molecule test` sequence, its log and a one-line result in $out.
+run_scenario() {
+  local s=$1 start=$SECONDS result
+  if molecule test -s "$s" >"$out/$s.log" 2>&1; then result=passed; else result=FAILED; fi
+  printf 'molecule %-26s %-7s %4ds\n' "$s" "$result" $((SECONDS - start)) >"$out/$s.result"
+  log "$(cat "$out/$s.result")"
+}
+
+rm -f "$out"/*.result
+for s in "${scenarios[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  log "molecule scenario $s started (log: $out/$s.log)"
+  run_scenario "$s" &
+done
+wait
+
 failed=0
 for s in "${scenarios[@]}"; do
-  log "molecule scenario $s (log: tests/output/molecule/$s.log)"
-  start=$SECONDS
-  if molecule test -s "$s" >"tests/output/molecule/$s.log" 2>&1; then
-    results+=("$(printf 'molecule %-26s passed  %4ds' "$s" $((SECONDS - start)))")
-  else
+  if ! grep -q ' passed ' "$out/$s.result" 2>/dev/null; then
     failed=$((failed + 1))
-    results+=("$(printf 'molecule %-26s FAILED  %4ds' "$s" $((SECONDS - start)))")
-    tail -60 "tests/output/molecule/$s.log" >&2
+    printf '\n--- last lines of %s ---\n' "$out/$s.log" >&2
+    tail -60 "$out/$s.log" >&2
   fi
 done
-printf '%s\n' "${results[@]}"
+for s in "${scenarios[@]}"; do
+  cat "$out/$s.result" 2>/dev/null || printf 'molecule %-26s FAILED (no result)\n' "$s"
+done
 exit $((failed > 0))

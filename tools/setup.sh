@@ -4,10 +4,18 @@
 # oauth2-proxy build. Writes .cache/env.sh for the Makefile to source. Safe to run again.
 source "$(dirname "$0")/common.sh"
 "$REPO_ROOT/tools/debian-packages.sh"
+# The base image and the oauth2-proxy build need nothing from the virtualenv: on a fresh machine
+# they run beside it (each a few minutes), and each prints the path of what it made.
+built=$(mktemp -d)
+trap 'kill $(jobs -rp) 2>/dev/null || true; rm -rf "$built"' EXIT
+"$REPO_ROOT/tools/base-image.sh" >"$built/image" & image_job=$!
+"$REPO_ROOT/tools/oauth2-proxy-build.sh" >"$built/oauth2-proxy" & oauth2_proxy_job=$!
 venv=$("$REPO_ROOT/tools/venv.sh")
-image=$("$REPO_ROOT/tools/base-image.sh")
-oauth2_proxy_archive=$("$REPO_ROOT/tools/oauth2-proxy-build.sh")
 mlflow_wheelhouse=$(PYTHON="$venv/bin/python" "$REPO_ROOT/tools/mlflow-wheelhouse.sh")
+wait "$image_job" || { log "the base image build failed (its output is above)"; exit 1; }
+wait "$oauth2_proxy_job" || { log "the oauth2-proxy build failed (its output is above)"; exit 1; }
+image=$(cat "$built/image")
+oauth2_proxy_archive=$(cat "$built/oauth2-proxy")
 
 # ansible-core finds collections by their ansible_collections/<ns>/<name> path: point one at
 # this checkout (ansible-lint uses the same .ansible/ layout).
