@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the tests need on the controller; installs only what is missing.
 source "$(dirname "$0")/common.sh"
-packages=(podman runc debootstrap uidmap fuse-overlayfs netavark aardvark-dns
+# iptables: netavark, podman's network stack, sets up container networks with it; podman only
+# recommends it, so without it every container start fails with "netavark: No such file or directory".
+packages=(podman runc debootstrap uidmap fuse-overlayfs netavark aardvark-dns iptables
           git make curl ca-certificates nginx-light chromium graphviz)
 missing=()
 for p in "${packages[@]}"; do

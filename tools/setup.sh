@@ -16,6 +16,10 @@ wait "$image_job" || { log "the base image build failed (its output is above)"; 
 wait "$oauth2_proxy_job" || { log "the oauth2-proxy build failed (its output is above)"; exit 1; }
 image=$(cat "$built/image")
 oauth2_proxy_archive=$(cat "$built/oauth2-proxy")
+# One container on a podman network, so that a podman that cannot start any says so here,
+# with its own error, rather than in every Molecule scenario.
+podman run --rm --network podman "$image" /bin/true \
+  || { log "podman cannot start a container from $image (its error is above; see tools/containers.conf)"; exit 1; }
 
 # ansible-core finds collections by their ansible_collections/<ns>/<name> path: point one at
 # this checkout (ansible-lint uses the same .ansible/ layout).
