@@ -52,6 +52,10 @@ def test_user_not_on_the_list_is_refused_in_the_browser(site, browser, output_di
     with page.expect_response(lambda r: '/oauth2/callback' in r.url) as callback:
         page.click('button[type=submit]:has-text("Authorize")')
     assert callback.value.status == 403
+    # The response is in before the page has drawn it: a screenshot taken then fails with
+    # "Unable to capture screenshot" (seen once on a fresh machine).
+    page.wait_for_url('**/oauth2/callback*')
+    page.wait_for_load_state('load')
     page.screenshot(path=str(output_dir / 'browser-3-refused.png'))
     assert 'experiments' not in page.content().lower() or 'forbidden' in page.content().lower()
     page.close()
