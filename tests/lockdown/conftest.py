@@ -331,3 +331,14 @@ class Capture:
 @pytest.fixture()
 def capture(target):
     return Capture(target.vm)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line with the matrix's figures, for the scenario's log."""
+    rows = {}
+    for outcome in ('passed', 'failed', 'error'):
+        for rep in terminalreporter.stats.get(outcome, []):
+            if '::test_matrix[' in rep.nodeid and rep.when in ('call', 'setup'):
+                rows[rep.nodeid] = outcome if rows.get(rep.nodeid) in (None, 'passed') else rows[rep.nodeid]
+    passed = sum(1 for o in rows.values() if o == 'passed')
+    terminalreporter.write_line('LOCKDOWN matrix: %d requests, %d passed, %d failed' % (len(rows), passed, len(rows) - passed))
