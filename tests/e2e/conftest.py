@@ -42,6 +42,11 @@ def site():
         'allowed': list(gv['oauth2_proxy_allowed_emails']),
         'vm': vm,
         'vm_address': podman_address(vm),
+        'nginx': next(iter(hosts['external_nginx']['hosts'])),
+        'nginx_address': gv['external_nginx_address'],
+        'provider': next(iter(hosts['oidc_provider']['hosts'])),
+        'provider_address': gv['oidc_provider_address'],
+        'public_host': gv['mlflow_site_public_host'],
         'inventory': str(INVENTORY),
     }
     try:
@@ -56,6 +61,31 @@ def podman_address(name):
     out = subprocess.run(['podman', 'inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', name],
                          check=True, capture_output=True, text=True)
     return out.stdout.strip()
+
+
+class Answer:
+    """What curl in a container got: the status (None: no answer), Location, body, curl's exit code."""
+
+    def __init__(self, status, location, body, rc):
+        self.status, self.location, self.body, self.rc = status, location, body, rc
+
+    def __repr__(self):
+        return 'Answer(status=%r, location=%r, rc=%r, body=%r)' % (self.status, self.location, self.rc, self.body[:120])
+
+
+def curl_in(container, url, user=None, head=False, headers=(), timeout=5):
+    """curl `url` from inside `container` (as `user`), redirects not followed."""
+    argv = ['podman', 'exec'] + (['--user', user] if user else []) + [
+        container, 'curl', '--silent', '--max-time', str(timeout), '--write-out', '\n%{http_code} %{redirect_url}']
+    if head:
+        argv.append('--head')
+    for header in headers:
+        argv += ['--header', header]
+    out = subprocess.run(argv + [url], capture_output=True, text=True)
+    body, _, last = out.stdout.rpartition('\n')
+    code, _, location = last.partition(' ')
+    status = int(code) if code.isdigit() and int(code) > 0 else None
+    return Answer(status, location.strip(), body, out.returncode)
 
 
 def vm_main_pid(site, unit):

@@ -1,0 +1,131 @@
+# Copyright: (c) 2026, ALCF operations
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# Documentation: nginx_peers.yml, ip_access_list.yml and unresolved_names.yml beside this file.
+
+"""Who may talk to the services on a VM: the nginx hosts of the inventory, as addresses.
+
+``nginx_peers`` is the one derivation of "where nginx connects from" (oauth2-proxy's
+``trusted_proxy_ips`` default, and the allow lists of both services' units and firewall tables).
+``unresolved_names`` and ``ip_access_list`` turn a list of addresses, networks and host names into
+the addresses systemd's ``IPAddressAllow=`` and nftables need, with the names resolved on the host
+itself (``getent ahosts``), because that is where the connections arrive.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import typing as t
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleFilterError
+
+_LOOPBACK = ['127.0.0.1', '::1']
+
+
+def _as_network(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """The entry as a network (an address is a /32 or /128), or None for a host name."""
+    text = entry.strip()
+    if text.startswith('[') and text.endswith(']'):
+        text = text[1:-1]
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def _entries(value: t.Any, what: str) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise AnsibleFilterError('%s must be a list of addresses, networks or host names, got %r' % (what, value))
+    bad = [item for item in value if not isinstance(item, str) or not item.strip()]
+    if bad:
+        raise AnsibleFilterError('%s: entries must be non-empty strings, got %r' % (what, bad))
+    return [item.strip() for item in value]
+
+
+def nginx_peers(nginx_hosts: t.Any, hostvars: t.Any, inventory_hostname: str) -> list[str]:
+    """Where the nginx hosts connect from, as the inventory says: loopback for this host itself,
+    else the host's ``ansible_host`` or its inventory name. No nginx host at all: loopback."""
+    if nginx_hosts is None:
+        nginx_hosts = []
+    if isinstance(nginx_hosts, str) or not isinstance(nginx_hosts, (list, tuple)):
+        raise AnsibleFilterError('nginx_peers expects the list of nginx hosts (groups[\'external_nginx\']), got %r'
+                                 % (nginx_hosts,))
+    peers: list[str] = []
+    for host in nginx_hosts:
+        if host == inventory_hostname:
+            address = '127.0.0.1'
+        else:
+            variables = hostvars[host] if host in hostvars else {}
+            address = variables.get('ansible_host') if isinstance(variables, Mapping) else None
+            address = str(address).strip() if address else str(host)
+        if address not in peers:
+            peers.append(address)
+    return peers or list(_LOOPBACK)
+
+
+def unresolved_names(entries: t.Any) -> list[str]:
+    """The entries that are host names (not addresses or networks), each once, in order."""
+    names: list[str] = []
+    for entry in _entries(entries, 'unresolved_names'):
+        if _as_network(entry) is None and entry not in names:
+            names.append(entry)
+    return names
+
+
+def _addresses_of(answer: t.Any) -> list[str]:
+    """Addresses from ``getent ahosts`` output (first word of each line) or from a list."""
+    if isinstance(answer, str):
+        words = [line.split()[0] for line in answer.splitlines() if line.strip()]
+    elif isinstance(answer, (list, tuple)):
+        words = [str(item).strip() for item in answer]
+    else:
+        words = []
+    return [word for word in words if _as_network(word) is not None]
+
+
+def ip_access_list(entries: t.Any, resolved: t.Any = None, version: t.Any = None) -> list[str]:
+    """Addresses and networks for ``IPAddressAllow=`` / nftables sets, host names replaced by
+    their addresses from ``resolved`` (name -> ``getent ahosts`` output or list); each once,
+    IPv4 first. ``version`` 4 or 6 keeps one family only."""
+    items = _entries(entries, 'ip_access_list')
+    if resolved is None:
+        resolved = {}
+    if not isinstance(resolved, Mapping):
+        raise AnsibleFilterError('ip_access_list: resolved must map host names to addresses, got %r' % (resolved,))
+    if version not in (None, 4, 6, '4', '6'):
+        raise AnsibleFilterError('ip_access_list: version must be 4 or 6, got %r' % (version,))
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    missing: list[str] = []
+    for entry in items:
+        network = _as_network(entry)
+        if network is not None:
+            found = [network]
+        else:
+            found = [t.cast(t.Any, _as_network(address)) for address in _addresses_of(resolved.get(entry))]
+            if not found:
+                missing.append(entry)
+        for net in found:
+            if net not in networks:
+                networks.append(net)
+    if missing:
+        raise AnsibleFilterError(
+            'these host names did not resolve to any address on the host: %s. Give their addresses instead '
+            '(ansible_host in the inventory, or the address in the variable that lists them), or make the names '
+            'resolve there (DNS or /etc/hosts)' % ', '.join(missing))
+    if version is not None:
+        networks = [net for net in networks if net.version == int(version)]
+    networks.sort(key=lambda net: net.version)
+    return [str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net) for net in networks]
+
+
+class FilterModule:
+    """The services' access lists."""
+
+    def filters(self) -> dict[str, t.Callable[..., t.Any]]:
+        return {
+            'nginx_peers': nginx_peers,
+            'unresolved_names': unresolved_names,
+            'ip_access_list': ip_access_list,
+        }

@@ -1,0 +1,87 @@
+# Copyright: (c) 2026, ALCF operations
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.alcf.mlflow_globus.plugins.filter.service_access import (
+    FilterModule, ip_access_list, nginx_peers, unresolved_names)
+
+
+def test_filters_are_registered():
+    assert FilterModule().filters() == {
+        'nginx_peers': nginx_peers, 'unresolved_names': unresolved_names, 'ip_access_list': ip_access_list}
+
+
+HOSTVARS = {
+    'nginx1': {'ansible_host': '10.0.0.5'},
+    'nginx2': {},
+    'nginx3': {'ansible_host': '10.0.0.5'},
+    'vm': {'ansible_host': '10.0.0.9'},
+}
+
+
+@pytest.mark.parametrize('nginx, host, expected', [
+    (['nginx1'], 'vm', ['10.0.0.5']),
+    (['nginx2'], 'vm', ['nginx2']),
+    (['nginx1', 'nginx2', 'nginx3'], 'vm', ['10.0.0.5', 'nginx2']),
+    (['vm'], 'vm', ['127.0.0.1']),
+    (['vm', 'nginx1'], 'vm', ['127.0.0.1', '10.0.0.5']),
+    (['unknown'], 'vm', ['unknown']),
+    ([], 'vm', ['127.0.0.1', '::1']),
+    (None, 'vm', ['127.0.0.1', '::1']),
+])
+def test_nginx_peers(nginx, host, expected):
+    assert nginx_peers(nginx, HOSTVARS, host) == expected
+
+
+def test_nginx_peers_wants_a_list():
+    with pytest.raises(AnsibleFilterError, match="groups\\['external_nginx'\\]"):
+        nginx_peers('nginx1', HOSTVARS, 'vm')
+
+
+@pytest.mark.parametrize('entries, expected', [
+    ([], []),
+    (['10.0.0.5', '10.0.0.0/24', '::1', 'fd00::/64', '[fd00::1]'], []),
+    (['db.example.org', '10.0.0.5', 'db.example.org', 'mg-demo-nginx'], ['db.example.org', 'mg-demo-nginx']),
+])
+def test_unresolved_names(entries, expected):
+    assert unresolved_names(entries) == expected
+
+
+GETENT = ('10.89.77.20     STREAM mg-demo-nginx\n10.89.77.20     DGRAM  \n10.89.77.20     RAW    \n'
+          'fd00::20        STREAM \n')
+
+
+@pytest.mark.parametrize('entries, resolved, version, expected', [
+    (['10.0.0.5'], None, None, ['10.0.0.5']),
+    (['10.0.0.5/32', '10.0.0.5'], None, None, ['10.0.0.5']),
+    (['10.0.0.7/24'], None, None, ['10.0.0.0/24']),
+    (['::1', '127.0.0.1'], None, None, ['127.0.0.1', '::1']),
+    (['[fd00::1]'], None, None, ['fd00::1']),
+    (['mg-demo-nginx'], {'mg-demo-nginx': GETENT}, None, ['10.89.77.20', 'fd00::20']),
+    (['mg-demo-nginx', '10.89.77.20'], {'mg-demo-nginx': GETENT}, 4, ['10.89.77.20']),
+    (['mg-demo-nginx'], {'mg-demo-nginx': GETENT}, 6, ['fd00::20']),
+    (['db'], {'db': ['10.0.0.8', 'not-an-address']}, None, ['10.0.0.8']),
+    ([], {}, None, []),
+])
+def test_ip_access_list(entries, resolved, version, expected):
+    assert ip_access_list(entries, resolved, version) == expected
+
+
+@pytest.mark.parametrize('entries, resolved, version, message', [
+    (['db.example.org', 'mg-demo-nginx', '10.0.0.5'], {'mg-demo-nginx': ''}, None,
+     'did not resolve to any address on the host: db.example.org, mg-demo-nginx'),
+    ('10.0.0.5', None, None, 'must be a list'),
+    ([''], None, None, 'non-empty strings'),
+    ([5], None, None, 'non-empty strings'),
+    (['10.0.0.5'], ['10.0.0.5'], None, 'resolved must map'),
+    (['10.0.0.5'], None, 5, 'version must be 4 or 6'),
+])
+def test_ip_access_list_refuses(entries, resolved, version, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        ip_access_list(entries, resolved, version)
