@@ -102,10 +102,11 @@ def test_the_units_allow_nginx_and_deny_the_rest(site, unit):
     shown = vm(site, 'systemctl', 'show', '-p', 'IPAddressAllow,IPAddressDeny', unit)
     print('%s:\n%s' % (unit, shown))
     props = dict(line.split('=', 1) for line in shown.splitlines())
+    # systemd shows each address as a prefix: 10.89.77.20/32.
     allowed = props['IPAddressAllow'].split()
-    assert site['nginx_address'] in allowed and '127.0.0.0/8' in allowed and site['vm_address'] in allowed
+    assert site['nginx_address'] + '/32' in allowed and '127.0.0.0/8' in allowed and site['vm_address'] + '/32' in allowed
     assert props['IPAddressDeny'] == '0.0.0.0/0 ::/0'
-    assert site['provider_address'] not in allowed
+    assert site['provider_address'] + '/32' not in allowed
 
 
 def test_oauth2_proxy_gets_its_listener_from_systemd(site):

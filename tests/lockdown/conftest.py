@@ -80,7 +80,7 @@ def read_response(sock, method='GET', timeout=20):
     version, status, *reason = lines[0].split(' ', 2)
     headers = []
     for line in lines[1:]:
-        name, _, value = line.partition(':')
+        name, _sep, value = line.partition(':')
         headers.append((name.strip().lower(), value.strip()))
     resp = Response(int(status), reason[0] if reason else '', headers, b'', head.decode('latin-1'))
     if method == 'HEAD' or resp.status in (204, 304) or 100 <= resp.status < 200:
@@ -250,10 +250,13 @@ def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b'=').decode()
 
 
+def _b64url_json(part):
+    return json.loads(base64.urlsafe_b64decode(part + '=' * (-len(part) % 4)))
+
+
 def jwt_parts(token):
     head, payload, sig = token.split('.')
-    pad = lambda s: s + '=' * (-len(s) % 4)  # noqa: E731
-    return (json.loads(base64.urlsafe_b64decode(pad(head))), json.loads(base64.urlsafe_b64decode(pad(payload))), sig)
+    return _b64url_json(head), _b64url_json(payload), sig
 
 
 @pytest.fixture(scope='session')

@@ -27,7 +27,7 @@ def _chunked_post(target, path, headers=()):
     started = time.monotonic()
     try:
         while sent < TOTAL:
-            readable, writable, _ = select.select([sock], [sock], [], 10)
+            readable, writable, _errors = select.select([sock], [sock], [], 10)
             if readable:
                 break
             if writable:

@@ -138,14 +138,14 @@ RESULTS = []
 
 
 def _signed_by_other_key(token):
-    head, payload, _ = jwt_parts(token)
+    head, payload, _signature = jwt_parts(token)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     signing_input = ('%s.%s' % (b64url(json.dumps(head).encode()), b64url(json.dumps(payload).encode()))).encode()
     return signing_input.decode() + '.' + b64url(key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256()))
 
 
 def _alg_none(token):
-    _, payload, _ = jwt_parts(token)
+    payload = jwt_parts(token)[1]
     return '%s.%s.' % (b64url(b'{"alg":"none","typ":"JWT"}'), b64url(json.dumps(payload).encode()))
 
 
@@ -158,7 +158,7 @@ def _tampered_claims(token):
 
 
 def _tampered_cookie(cookie):
-    name, _, value = cookie.split(';')[0].partition('=')
+    name, _sep, value = cookie.split(';')[0].partition('=')
     middle = len(value) // 3
     flipped = value[:middle] + ('B' if value[middle] != 'B' else 'C') + value[middle + 1:]
     return '%s=%s' % (name, flipped)

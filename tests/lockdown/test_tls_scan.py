@@ -23,13 +23,13 @@ def test_sslscan_public_host(target):
     ciphers = [(c.get('sslversion'), c.get('cipher'), int(c.get('bits')), c.get('strength')) for c in test.iter('cipher')]
     pk = test.find('certificates/certificate/pk')
     print('LOCKDOWN sslscan: protocols %s; suites %s; key %s %s bits %s; renegotiation %s; heartbleed %s'
-          % (sorted(k for k, v in protocols.items() if v), ['%s %s' % (v, c) for v, c, _, _ in ciphers],
+          % (sorted(k for k, v in protocols.items() if v), ['%s %s' % cipher[:2] for cipher in ciphers],
              pk.get('type'), pk.get('curve_name', ''), pk.get('bits'),
              test.find('renegotiation').attrib, [h.get('vulnerable') for h in test.iter('heartbleed')]))
     assert protocols == {'ssl2': False, 'ssl3': False, 'tls1.0': False, 'tls1.1': False, 'tls1.2': True,
                          'tls1.3': True}, protocols
     assert ciphers, 'no cipher suite found'
-    assert {v for v, _, _, _ in ciphers} == {'TLSv1.2', 'TLSv1.3'}, ciphers
+    assert {cipher[0] for cipher in ciphers} == {'TLSv1.2', 'TLSv1.3'}, ciphers
     weak = [c for c in ciphers if any(w in c[1].upper() for w in WEAK) or c[2] < 128
             or c[3] not in ('strong', 'acceptable')]
     assert not weak, weak
