@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import shutil
@@ -100,8 +101,9 @@ class Nginx:
         return result
 
     def args(self, changes, **options):
-        return dict(options, changes=changes, binary=NGINX, config=str(self.conf), pid_file=str(self.pid_file),
-                    reload_method='signal')
+        return dict(dict(changes=changes, binary=NGINX, config=str(self.conf), pid_file=str(self.pid_file),
+                         error_log=str(self.tmp / 'error.log'), lock_file=str(self.tmp / 'module.lock'),
+                         reload_method='signal'), **options)
 
     def stop(self):
         self.proc.terminate()
@@ -271,8 +273,10 @@ def test_reload_not_confirmed(nginx, tmp_path):
         sleeper.wait()
     assert failed
     assert result['msg'] == (
-        'nginx reload not confirmed within 1s: master pid %d is alive, old workers [], workers now [], '
-        'no new worker; see the nginx error log' % sleeper.pid)
+        'nginx -t passed but the reload failed: reload not confirmed within 1s: master pid %d is alive, '
+        'old workers [], workers now [], no new worker and no [emerg] in %s; restored 0 file(s) and removed '
+        '0 new file(s); nothing to put back (forced reload), so nginx was not reloaded again'
+        % (sleeper.pid, args['error_log']))
     assert result['reloaded'] is False
 
 
@@ -280,3 +284,149 @@ def test_changed_item_without_dest(nginx):
     failed, result = run_module(main, nginx.args([{'changed': True}]))
     assert failed
     assert result['msg'] == "a changed item of changes has neither dest nor path: {'changed': True}"
+
+
+@pytest.fixture
+def port_holder():
+    """A listening socket of another process, on a port nginx does not use yet."""
+    holder = subprocess.Popen(
+        ['python3', '-c', 'import socket, sys, time\n'
+         's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()\n'
+         'print(s.getsockname()[1], flush=True); time.sleep(120)'],
+        stdout=subprocess.PIPE, text=True)
+    port = int(holder.stdout.readline())
+    yield port
+    holder.kill()
+    holder.wait()
+
+
+def test_reload_failing_on_a_held_port_is_rolled_back(nginx, port_holder):
+    old = nginx.workers()
+    original = nginx.site.read_bytes()
+    held = 'server {{ listen 127.0.0.1:{port}; listen 127.0.0.1:{held}; return 200 "v2"; }}\n'.format(
+        port=nginx.port, held=port_holder)
+    site = nginx.write(nginx.site, held)
+    extra = nginx.write(nginx.tmp / 'conf.d' / 'extra.conf', '# new file\n')
+    failed, result = run_module(main, nginx.args([site, extra]))
+    assert failed
+    assert result['valid'] is True and result['reloaded'] is False
+    assert result['msg'].startswith(
+        'nginx -t passed but the reload failed: the master (pid %d) kept its old workers %s and logged to %s: '
+        'bind() to 127.0.0.1:%d failed (98: Address already in use)' % (
+            nginx.proc.pid, old, nginx.tmp / 'error.log', port_holder))
+    assert 'still could not bind()' in result['msg']
+    assert result['msg'].endswith(
+        '; restored 1 file(s) and removed 1 new file(s); the restored files were reloaded (new workers %s)'
+        % result['restored_workers'])
+    assert result['rolled_back'] is True and result['retest_rc'] == 0
+    assert result['restored'] == [str(nginx.site)] and result['removed'] == [extra['dest']]
+    assert nginx.site.read_bytes() == original
+    assert not os.path.exists(extra['dest'])
+    assert result['backups_removed'] == [site['backup_file']]
+    assert result['restored_workers'] and not set(result['restored_workers']) & set(old)
+    assert nginx.get() == 'v1'
+    assert nginx.proc.poll() is None
+    # A later good change still reloads.
+    change = nginx.write(nginx.site, nginx.site_text('v3'))
+    failed, result = run_module(main, nginx.args([change]))
+    assert not failed, result
+    assert wait_for_body(nginx, 'v3') == 'v3'
+
+
+def test_failed_reload_keeps_backups_when_asked(nginx, port_holder):
+    held = 'server {{ listen 127.0.0.1:{held}; return 200 "v2"; }}\n'.format(held=port_holder)
+    site = nginx.write(nginx.site, held)
+    failed, result = run_module(main, nginx.args([site], keep_backups=True))
+    assert failed and result['rolled_back']
+    assert result['backups_removed'] == []
+    assert os.path.exists(site['backup_file'])
+    assert nginx.get() == 'v1'
+
+
+def test_backups_stay_until_the_reload_is_confirmed(nginx, monkeypatch):
+    site = nginx.write(nginx.site, nginx.site_text('v2'))
+    seen = []
+    from ansible_collections.alcf.mlflow_globus.plugins.modules import nginx_validate_reload as mod
+    real = mod.reload_nginx
+
+    def spy(module, binary, master):
+        seen.append(os.path.exists(site['backup_file']))
+        return real(module, binary, master)
+    monkeypatch.setattr(mod, 'reload_nginx', spy)
+    failed, result = run_module(main, nginx.args([site]))
+    assert not failed and result['reloaded']
+    assert seen == [True]
+    assert not os.path.exists(site['backup_file'])
+
+
+def hold_lock(path, seconds):
+    """Another process holding an exclusive flock on ``path`` for ``seconds``; returns once it holds it."""
+    holder = subprocess.Popen(
+        ['python3', '-c', 'import fcntl, os, sys, time\n'
+         'fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); fcntl.flock(fd, fcntl.LOCK_EX)\n'
+         'print("held", flush=True); time.sleep(float(sys.argv[2]))', str(path), str(seconds)],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == 'held\n'
+    return holder
+
+
+def test_lock_contention_waits_for_the_other_run(nginx):
+    args = nginx.args([nginx.write(nginx.site, nginx.site_text('v2'))])
+    holder = hold_lock(args['lock_file'], 2)
+    started = time.monotonic()
+    try:
+        failed, result = run_module(main, args)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not failed, result
+    assert result['reloaded']
+    assert 1.5 <= result['lock_waited'] <= time.monotonic() - started
+    assert stat.S_IMODE(os.stat(args['lock_file']).st_mode) == 0o600
+
+
+def test_lock_timeout_fails_before_anything(nginx):
+    old = nginx.workers()
+    site = nginx.write(nginx.site, nginx.site_text('v2', broken=True))
+    args = nginx.args([site], lock_timeout=1)
+    holder = hold_lock(args['lock_file'], 30)
+    try:
+        failed, result = run_module(main, args)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert failed
+    assert result['msg'].startswith('another run holds the lock file %s (pid %d); gave up after waiting 1.'
+                                    % (args['lock_file'], holder.pid))
+    assert result['msg'].endswith('s (lock_timeout=1); nothing was tested, changed or reloaded')
+    assert 'valid' not in result
+    # The broken file and its backup are as the other run left them: this run touched nothing.
+    assert 'retrun' in nginx.site.read_text()
+    assert os.path.exists(site['backup_file'])
+    assert nginx.workers() == old
+
+
+def test_lock_is_released_when_the_module_exits(nginx):
+    args = nginx.args([], force=True)
+    failed, result = run_module(main, args)
+    assert not failed and result['lock_waited'] < 1
+    fd = os.open(args['lock_file'], os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if the module still held it
+    finally:
+        os.close(fd)
+
+
+def test_check_mode_creates_no_lock_file(nginx):
+    args = nginx.args([nginx.write(nginx.site, nginx.site_text('v2'))])
+    failed, result = run_module(main, args, check_mode=True)
+    assert not failed
+    assert result['msg'] == ('check mode: nginx -t passed on the files as they are now; '
+                             'would reload nginx (master pid %d); nothing was changed' % nginx.proc.pid)
+    assert not os.path.exists(args['lock_file'])
+
+
+def test_negative_lock_timeout_is_refused(nginx):
+    failed, result = run_module(main, nginx.args([], lock_timeout=-1))
+    assert failed
+    assert result['msg'] == 'lock_timeout must be 0 or more seconds, got -1'
