@@ -41,7 +41,7 @@ attributes:
     details:
       - In check mode the module runs C(nginx -t) on the files as they are on disk (the tasks before it
         wrote nothing), restores, removes and reloads nothing, creates no lock file (it waits for the
-        lock only if the file exists), and reports with RV(changed) and RV(msg) whether it would reload.
+        lock only if the file exists), and reports with C(changed) and RV(msg) whether it would reload.
       - C(nginx -t) itself creates the pid file, log files and temp directories of the configuration
         if they are missing, as any nginx start does.
   diff_mode:
