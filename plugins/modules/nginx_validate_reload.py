@@ -568,7 +568,7 @@ def run(module, nginx, items, waited):
     if module.check_mode:
         module.exit_json(changed=wants_reload, msg='check mode: nginx -t passed on the files as they are now; %s' % (
             'nothing to reload' if not wants_reload else 'nginx is not running, nothing would be reloaded'
-            if master is None else 'would reload nginx (master pid %d); nothing was changed' % master), **result)
+            if master is None else 'would reload nginx (master pid %s); nothing was changed' % master), **result)
     if not wants_reload:
         module.exit_json(changed=False, **result)
     if master is None:
