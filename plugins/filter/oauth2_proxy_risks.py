@@ -111,7 +111,7 @@ def oauth2_proxy_risks(extra_config: t.Any, rules: t.Any, allow_insecure: bool =
             keys.append(key)
     if reserved:
         refused.insert(0, 'Set through role variables instead: %s (%s)' % (
-            [k for k, _ in reserved], '; '.join('%s: %s' % r for r in reserved)))
+            [key for key, _why in reserved], '; '.join('%s: %s' % r for r in reserved)))
     return {'refused': refused, 'unlocked': unlocked, 'keys': keys}
 
 
