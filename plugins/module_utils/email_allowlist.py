@@ -17,6 +17,7 @@ import re
 __all__ = [
     'AllowlistError',
     'allowlist_diff',
+    'domain_reason',
     'parse_allowlist',
     'read_emails_file',
     'render_emails_file',
@@ -63,11 +64,21 @@ def _reason(entry, in_list):
         return 'invalid character in local part %r' % local
     if local.startswith('.') or local.endswith('.') or '..' in local:
         return 'local part has an empty dot-separated part'
-    return _domain_reason(domain.lower()) or (
+    return domain_reason(domain) or (
         'address longer than 254 characters' if len(entry) > 254 else None)
 
 
-def _domain_reason(domain):
+def domain_reason(domain):
+    """Return why ``domain`` is not a plain ASCII domain name, or None.
+
+    The ASCII check comes before lowercasing: str.lower() folds some non-ASCII characters to
+    ASCII letters (the Kelvin sign U+212A becomes 'k'), which would let a look-alike domain
+    through as a different, valid one.
+    """
+    if not domain.isascii():
+        return ('domain %r is not ASCII: give it in punycode, the xn-- form its DNS name has'
+                % domain)
+    domain = domain.lower()
     if len(domain) > 253:
         return 'domain longer than 253 characters'
     if '.' not in domain:
@@ -108,11 +119,11 @@ def _normalize_domains(domains):
         if not isinstance(domain, str):
             raise AllowlistError('domains must be a list of domain names, found %r (%s)'
                                  % (domain, type(domain).__name__))
-        domain = domain.strip().lower()
-        reason = _domain_reason(domain)
+        domain = domain.strip()
+        reason = domain_reason(domain)
         if reason:
             raise AllowlistError('invalid entry in domains: %s' % reason)
-        result.append(domain)
+        result.append(domain.lower())
     return sorted(set(result))
 
 

@@ -75,7 +75,10 @@ def test_same_set_same_output():
     (['bob@-anl.gov'], ["#1 'bob@-anl.gov': domain label '-anl' starts or ends with a hyphen"]),
     (['bob@anl-.gov'], ["#1 'bob@anl-.gov': domain label 'anl-' starts or ends with a hyphen"]),
     (['bob@an_l.gov'], ["#1 'bob@an_l.gov': invalid character in domain 'an_l.gov'"]),
-    (['bob@ánl.gov'], ["#1 'bob@ánl.gov': invalid character in domain 'ánl.gov'"]),
+    (['bob@ánl.gov'], ["#1 'bob@ánl.gov': domain 'ánl.gov' is not ASCII: give it in punycode"]),
+    # The Kelvin sign (U+212A) lowercases to an ASCII 'k': refused, not folded into 'anl.gok'.
+    (['bob@anl.go\u212a'], ["#1 'bob@anl.go\u212a': domain 'anl.go\u212a' is not ASCII: give it in punycode"]),
+    (['bob@ANL.GO\u212a'], ["is not ASCII"]),
     (['a<b>@anl.gov'], ["#1 'a<b>@anl.gov': invalid character in local part 'a<b>'"]),
     (['.bob@anl.gov'], ["#1 '.bob@anl.gov': local part has an empty dot-separated part"]),
     (['b..ob@anl.gov'], ["#1 'b..ob@anl.gov': local part has an empty dot-separated part"]),
@@ -197,3 +200,13 @@ def test_render_emails_file(emails, header, expected):
 def test_render_read_round_trip(value):
     emails = parse_allowlist(value)
     assert read_emails_file(render_emails_file(emails, 'header, with "quotes"')) == emails
+
+
+@pytest.mark.parametrize('domain', ['anl.go\u212a', 'b\u00fccher.de', 'xn--bcher-kva.\u212a'])
+def test_non_ascii_allowed_domains_are_refused_before_lowercasing(domain):
+    with pytest.raises(AllowlistError, match='is not ASCII: give it in punycode'):
+        parse_allowlist(['a@anl.gov'], domains=[domain])
+
+
+def test_punycode_domains_are_accepted():
+    assert parse_allowlist(['a@XN--BCHER-KVA.de'], domains=['xn--bcher-kva.DE']) == ['a@xn--bcher-kva.de']
