@@ -301,34 +301,48 @@ def mlflow_markers(target, session_cookie):
 class Capture:
     """tcpdump on the MLflow VM: every byte that reached oauth2-proxy (8081) and MLflow (8080).
     Their traffic from nginx is plain HTTP on the scenario network, so what MLflow receives can be
-    read as it arrived, without changing anything in the path."""
+    read as it arrived, without changing anything in the path.
+
+    tcpdump runs detached in the container (podman exec -d): nothing here waits on its output
+    streams, and each step has a deadline, so a capture that does not start fails instead of hanging."""
+
+    PCAP = '/tmp/lockdown.pcap'
 
     def __init__(self, vm):
         self.vm = vm
-        self.proc = None
+
+    def _exec(self, *argv, timeout=30):
+        return subprocess.run(['podman', 'exec', self.vm, *argv], check=True, capture_output=True,
+                              timeout=timeout)
+
+    def _running(self):
+        return subprocess.run(['podman', 'exec', self.vm, 'pgrep', '-x', 'tcpdump'],
+                              capture_output=True, timeout=30).returncode == 0
 
     def __enter__(self):
-        subprocess.run(['podman', 'exec', self.vm, 'rm', '-f', '/tmp/lockdown.pcap'], check=True)
-        # The shell records its PID and becomes tcpdump, so that exactly this capture is stopped.
-        self.proc = subprocess.Popen(
-            ['podman', 'exec', self.vm, 'sh', '-c',
-             'echo $$ > /tmp/lockdown-tcpdump.pid; exec tcpdump -i any -U -s 0 -w /tmp/lockdown.pcap '
-             '"tcp dst port 8080 or tcp dst port 8081"'], stderr=subprocess.PIPE, text=True)
-        line = self.proc.stderr.readline()  # "listening on any, ..." once the capture runs
-        assert 'listening on' in line, line
+        self._exec('rm', '-f', self.PCAP)
+        subprocess.run(['podman', 'exec', '-d', self.vm, 'tcpdump', '-i', 'any', '-U', '-s', '0', '-w', self.PCAP,
+                        'tcp dst port 8080 or tcp dst port 8081'], check=True, capture_output=True, timeout=30)
+        # With -U the file header is written as soon as the capture runs.
+        deadline = time.time() + 20
+        while self._exec('sh', '-c', 'test -s %s && echo yes || echo no' % self.PCAP).stdout.strip() != b'yes':
+            if time.time() > deadline:
+                raise AssertionError('tcpdump on %s did not start within 20 s' % self.vm)
+            time.sleep(0.5)
         return self
 
     def __exit__(self, *exc):
         time.sleep(1)
-        subprocess.run(['podman', 'exec', self.vm, 'sh', '-c', 'kill -INT "$(cat /tmp/lockdown-tcpdump.pid)"'],
-                       check=True)
-        self.proc.wait(timeout=20)
+        self._exec('pkill', '-INT', '-x', 'tcpdump')
+        deadline = time.time() + 20
+        while self._running():
+            if time.time() > deadline:
+                raise AssertionError('tcpdump on %s did not stop within 20 s' % self.vm)
+            time.sleep(0.5)
 
     def payload(self, port):
         """The bytes sent to a port, as tcpdump prints them (-A)."""
-        out = subprocess.run(['podman', 'exec', self.vm, 'tcpdump', '-r', '/tmp/lockdown.pcap', '-A', '-nn',
-                              'tcp dst port %d' % port], check=True, capture_output=True)
-        return out.stdout
+        return self._exec('tcpdump', '-r', self.PCAP, '-A', '-nn', 'tcp dst port %d' % port).stdout
 
 
 @pytest.fixture()
