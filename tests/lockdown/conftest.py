@@ -317,7 +317,7 @@ class Capture:
 
     def _running(self):
         return subprocess.run(['podman', 'exec', self.vm, 'pgrep', '-x', 'tcpdump'],
-                              capture_output=True, timeout=30).returncode == 0
+                              capture_output=True, timeout=30, check=False).returncode == 0
 
     def __enter__(self):
         self._exec('rm', '-f', self.PCAP)
