@@ -138,7 +138,7 @@ def test_main_yml_holds_the_settings(imported):
         # The password makes the whole URI a secret.
         'mlflow_globus_backend_store_uri': '{{ vault_mlflow_globus_backend_store_uri }}',
         'mlflow_globus_artifacts_destination': '/srv/mlflow/artifacts',
-        'oauth2_proxy_extra_config': {'cookie_expire': '168h'},
+        'oauth2_proxy_cookie_expire': '168h',
     }
 
 
@@ -182,7 +182,7 @@ def test_every_variable_is_accounted_for(imported):
         'OAUTH2_PROXY_CLIENT_SECRET -> oauth2_proxy_client_secret (secret: in vault.yml)',
         'OAUTH2_PROXY_COOKIE_SECRET -> oauth2_proxy_cookie_secret (secret: in vault.yml)',
         'OAUTH2_PROXY_ALLOWED_EMAILS -> oauth2_proxy_allowed_emails',
-        'OAUTH2_PROXY_COOKIE_EXPIRE -> oauth2_proxy_extra_config.cookie_expire',
+        'OAUTH2_PROXY_COOKIE_EXPIRE -> oauth2_proxy_cookie_expire',
         'MLFLOW_BACKEND_STORE_URI -> mlflow_globus_backend_store_uri (secret: in vault.yml)',
         'MLFLOW_ARTIFACTS_DESTINATION -> mlflow_globus_artifacts_destination',
     ]
@@ -367,6 +367,30 @@ def test_a_sparse_env_gets_placeholders_and_a_list_of_what_is_missing(tmp_path):
     (inventory / 'hosts.yml').write_text('---\nall:\n  hosts:\n    vm.example.org:\n', encoding='utf-8')
     assert adhoc_msg(inventory, 'vm.example.org',
                      "oauth2_proxy_cookie_secret == 'fake' ~ '{{' ~ 'DoNotPrint}}9'") is True
+
+
+def test_settings_that_weaken_sign_in_are_reported_not_copied(tmp_path):
+    env = write_env(tmp_path, """\
+        PUBLIC_HOST=mlflow.example.org
+        OAUTH2_PROXY_SKIP_AUTH_ROUTES=GET=^/api/
+        OAUTH2_PROXY_EXTRA_JWT_ISSUERS=https://other.example.org=mlflow
+        OAUTH2_PROXY_PASS_ACCESS_TOKEN=true
+        OAUTH2_PROXY_SSL_INSECURE_SKIP_VERIFY=true
+        OAUTH2_PROXY_COOKIE_EXPIRE=24h
+        OAUTH2_PROXY_COOKIE_REFRESH=1h
+        """)
+    inventory = tmp_path / 'mysite'
+    run = Run(env, str(inventory))
+    assert run.rc == 0, run.output
+    review = '\n'.join(run.report['to_review'])
+    for name in ['OAUTH2_PROXY_SKIP_AUTH_ROUTES', 'OAUTH2_PROXY_EXTRA_JWT_ISSUERS', 'OAUTH2_PROXY_PASS_ACCESS_TOKEN',
+                 'OAUTH2_PROXY_SSL_INSECURE_SKIP_VERIFY']:
+        assert name + ' is ' in review and 'the oauth2_proxy role refuses it' in review, review
+    main = load_yaml(inventory / 'group_vars' / 'all' / 'main.yml')
+    assert 'oauth2_proxy_extra_config' not in main, main
+    # The session lifetimes have variables of their own; 1h is the role's default.
+    assert main['oauth2_proxy_cookie_expire'] == '24h'
+    assert 'oauth2_proxy_cookie_refresh' not in main
 
 
 def test_the_inputs_are_required(tmp_path):
