@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the tests need on the controller; installs only what is missing.
 source "$(dirname "$0")/common.sh"
+# systemd: tests/unit checks quoted unit lines with systemd-analyze verify.
 # sslscan: tests/lockdown scans the external_nginx scenario's TLS with it.
 # iptables: netavark, podman's network stack, sets up container networks with it; podman only
 # recommends it, so without it every container start fails with "netavark: No such file or directory".
 packages=(podman runc debootstrap uidmap fuse-overlayfs netavark aardvark-dns iptables
-          git make curl ca-certificates nginx-light chromium graphviz sslscan)
+          git make curl ca-certificates nginx-light chromium graphviz sslscan systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
