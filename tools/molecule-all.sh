@@ -39,7 +39,10 @@ for s in "${scenarios[@]}"; do
   if ! grep -q ' passed ' "$out/$s.result" 2>/dev/null; then
     failed=$((failed + 1))
     printf '\n--- last lines of %s ---\n' "$out/$s.log" >&2
-    tail -60 "$out/$s.log" >&2
+    tail -15 "$out/$s.log" >&2
+    # Last, nearest the summary: the failed tasks, each with its TASK line (the log's tail is destroy).
+    printf '\n--- failed tasks in %s ---\n' "$out/$s.log" >&2
+    grep -E -B2 '^(fatal|failed): ' "$out/$s.log" | grep -v '^--$' | cut -c1-700 | head -30 >&2 || true
   fi
 done
 for s in "${scenarios[@]}"; do

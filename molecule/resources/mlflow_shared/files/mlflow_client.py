@@ -6,6 +6,9 @@
       and text, one in a sub-directory), read the run back at once and add that snapshot to FILE
   mlflow_client.py check --uri URI --state FILE
       read every run recorded in FILE back from the server and compare it with its snapshot
+  mlflow_client.py fill  --uri URI --state FILE
+      write metrics until the server refuses (its disk is full); print the refusal's HTTP status
+      and message, and exit non-zero if it never refused
 
 Exits non-zero, naming every difference, when the server lost or changed anything.
 """
@@ -18,6 +21,7 @@ import sys
 import tempfile
 import time
 
+import requests
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
@@ -104,9 +108,40 @@ def log(client, label):
     return saved, problems
 
 
+class Refused(Exception):
+    """The server answered a write with something other than 200."""
+
+
+def fill(uri, batches=200):
+    """Log batches of 1000 metrics until the server refuses one; return what the refusal said.
+
+    Straight over REST: the client would retry a 503 and then report only "too many 503 error
+    responses", and the server's own message is what this checks.
+    """
+    api = f"{uri}/api/2.0/mlflow"
+    now = int(time.time() * 1000)
+
+    def post(path, body):
+        reply = requests.post(f"{api}/{path}", json=body, timeout=60)
+        if reply.status_code != 200:
+            raise Refused(path, reply.status_code, reply.text[:2000])
+        return reply.json()
+
+    try:
+        experiment_id = post("experiments/create", {"name": f"molecule-disk-full-{now}"})["experiment_id"]
+        run_id = post("runs/create", {"experiment_id": experiment_id, "start_time": now})["run"]["info"]["run_id"]
+        for step in range(batches):
+            metrics = [{"key": f"filler_{i}", "value": float(i), "timestamp": now, "step": step} for i in range(1000)]
+            post("runs/log-batch", {"run_id": run_id, "metrics": metrics})
+    except Refused as refusal:
+        path, status, body = refusal.args
+        return {"refused": True, "at": path, "status": status, "body": body}
+    return {"refused": False, "batches": batches}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("action", choices=["log", "check"])
+    parser.add_argument("action", choices=["log", "check", "fill"])
     parser.add_argument("--uri", required=True, help="tracking server URL, e.g. http://10.88.0.5:8080")
     parser.add_argument("--state", required=True, help="JSON file of recorded runs")
     parser.add_argument("--label", default="run")
@@ -117,6 +152,13 @@ def main():
     if os.path.exists(args.state):
         with open(args.state, encoding="utf-8") as handle:
             recorded = json.load(handle)
+
+    if args.action == "fill":
+        answer = fill(args.uri)
+        print(json.dumps(answer))
+        if not answer["refused"]:
+            sys.exit(f"the server took {answer['batches']} batches of 1000 metrics on a full disk")
+        return
 
     if args.action == "log":
         saved, problems = log(client, args.label)
