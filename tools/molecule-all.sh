@@ -42,7 +42,7 @@ for s in "${scenarios[@]}"; do
     tail -15 "$out/$s.log" >&2
     # Last, nearest the summary: the failed tasks, each with its TASK line (the log's tail is destroy).
     printf '\n--- failed tasks in %s ---\n' "$out/$s.log" >&2
-    grep -E -B2 '^(fatal|failed): ' "$out/$s.log" | grep -v '^--$' | cut -c1-700 | head -30 >&2 || true
+    grep -E -A6 '^\[ERROR\]: Task failed|^(fatal|failed): ' "$out/$s.log" | grep -v '^--$' | cut -c1-700 | head -40 >&2 || true
   fi
 done
 for s in "${scenarios[@]}"; do
