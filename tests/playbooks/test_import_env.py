@@ -340,7 +340,7 @@ def test_a_sparse_env_gets_placeholders_and_a_list_of_what_is_missing(tmp_path):
         'MY_SITE (as PUBLIC_HOST) -> mlflow_site_public_host',
         'OAUTH2_PROXY_COOKIE_SECRET -> oauth2_proxy_cookie_secret (secret: in vault.yml)',
         'OAUTH2_PROXY_ALLOWED_EMAILS -> oauth2_proxy_allowed_emails',
-        'OAUTH2_PROXY_COOKIE_NAME -> external_nginx_auth_cookie_name + oauth2_proxy_extra_config.cookie_name',
+        'OAUTH2_PROXY_COOKIE_NAME -> oauth2_proxy_extra_config.cookie_name',
     ]
     assert report['still_to_set'] == [
         'hosts.yml (groups oauth2_proxy and mlflow) (from VM_HOST or VM_HOSTNAME or MLFLOW_VM_HOST)',
@@ -353,7 +353,7 @@ def test_a_sparse_env_gets_placeholders_and_a_list_of_what_is_missing(tmp_path):
     main = load_yaml(inventory / 'group_vars' / 'all' / 'main.yml')
     assert 'oauth2_proxy_email_domains' not in main
     assert main['mlflow_site_public_host'] == 'mlflow.example.org'
-    assert main['external_nginx_auth_cookie_name'] == '_mlflow'
+    assert 'external_nginx_auth_cookie_name' not in main
     assert main['oauth2_proxy_extra_config'] == {'cookie_name': '_mlflow'}
     # A missing client secret becomes the placeholder that site.yml refuses.
     assert load_yaml(inventory / 'group_vars' / 'all' / 'vault.yml') == {
