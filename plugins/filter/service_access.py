@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-# Documentation: nginx_peers.yml, ip_access_list.yml and unresolved_names.yml beside this file.
+# Documentation: nginx_peers.yml, service_upstreams.yml, ip_access_list.yml and unresolved_names.yml beside this file.
 
 """Who may talk to the services on a VM: the nginx hosts of the inventory, as addresses.
 
@@ -20,6 +20,8 @@ import typing as t
 from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
+
+from ansible_collections.alcf.mlflow_globus.plugins.filter.trust_inputs import every_address
 
 _LOOPBACK = ['127.0.0.1', '::1']
 
@@ -63,6 +65,33 @@ def nginx_peers(nginx_hosts: t.Any, hostvars: t.Any, inventory_hostname: str) ->
         if address not in peers:
             peers.append(address)
     return peers or list(_LOOPBACK)
+
+
+def service_upstreams(service_hosts: t.Any, hostvars: t.Any, inventory_hostname: str, prefix: str,
+                      default_port: int) -> list[str]:
+    """Where nginx reaches a service, as "address:port" for each of its hosts: 127.0.0.1 for this host
+    (the service listens there when co-located with nginx), else the host's <prefix>_listen_address
+    if the inventory gives one that is not every address, else its ansible_host, else its name; the
+    port is its <prefix>_port, else default_port. IPv6 addresses go in brackets."""
+    if service_hosts is None:
+        service_hosts = []
+    if isinstance(service_hosts, str) or not isinstance(service_hosts, (list, tuple)):
+        raise AnsibleFilterError('service_upstreams expects the list of a service\'s hosts (groups[\'mlflow\']), got %r'
+                                 % (service_hosts,))
+    upstreams = []
+    for host in service_hosts:
+        variables = hostvars[host] if host in hostvars else {}
+        variables = variables if isinstance(variables, Mapping) else {}
+        if host == inventory_hostname:
+            address = '127.0.0.1'
+        else:
+            address = str(variables.get(prefix + '_listen_address') or '').strip()
+            if every_address(address):
+                address = str(variables.get('ansible_host') or host).strip()
+        if ':' in address and not address.startswith('['):
+            address = '[%s]' % address
+        upstreams.append('%s:%s' % (address, variables.get(prefix + '_port', default_port)))
+    return upstreams
 
 
 def unresolved_names(entries: t.Any) -> list[str]:
@@ -126,6 +155,7 @@ class FilterModule:
     def filters(self) -> dict[str, t.Callable[..., t.Any]]:
         return {
             'nginx_peers': nginx_peers,
+            'service_upstreams': service_upstreams,
             'unresolved_names': unresolved_names,
             'ip_access_list': ip_access_list,
         }

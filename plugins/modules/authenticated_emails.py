@@ -151,11 +151,11 @@ diff:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 
+from ansible_collections.alcf.mlflow_globus.plugins.module_utils.atomic_file import replace_file
 from ansible_collections.alcf.mlflow_globus.plugins.module_utils.email_allowlist import (
     AllowlistError,
     parse_allowlist,
@@ -167,33 +167,11 @@ DEFAULT_HEADER = ('Managed by Ansible (alcf.mlflow_globus). One address per line
                   'oauth2-proxy reloads this file on change.')
 
 
-def replace_file(module, path, content, file_args):
-    """Put ``content`` at ``path`` by renaming a finished temporary file over it."""
-    directory = os.path.dirname(path) or '.'
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.%s.' % os.path.basename(path))
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(to_bytes(content))
-            f.flush()
-            os.fsync(f.fileno())
-        if os.path.exists(path):
-            # Attributes not given as options stay as they were.
-            old = os.stat(path)
-            os.chmod(tmp, old.st_mode & 0o7777)
-            if os.geteuid() == 0:
-                os.chown(tmp, old.st_uid, old.st_gid)
-        # chattr flags such as immutable would block the rename: set them on the final file only.
-        module.set_fs_attributes_if_different(dict(file_args, path=tmp, attributes=None), False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+def write_bytes(content):
+    def write(tmp):
+        with open(tmp, 'wb') as handle:
+            handle.write(to_bytes(content))
+    return write
 
 
 def main():
@@ -253,7 +231,12 @@ def main():
 
     if changed and not module.check_mode:
         try:
-            replace_file(module, path, after, file_args)
+            # Attributes not given as options stay as the old file had them; chattr flags such as
+            # immutable would block the rename, so they are set on the final file only.
+            def set_options_but_flags(tmp):
+                module.set_fs_attributes_if_different(dict(file_args, path=tmp, attributes=None), False)
+
+            replace_file(path, write_bytes(after), like=path, prepare=set_options_but_flags)
         except OSError as exc:
             module.fail_json(msg='cannot write %s: %s' % (path, to_native(exc)), path=path)
     if os.path.exists(path):

@@ -273,11 +273,12 @@ import fcntl
 import os
 import re
 import shutil
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.alcf.mlflow_globus.plugins.module_utils.atomic_file import replace_file
 
 # How nginx's master logs a reload that it did not carry out (nginx src/os/unix/ngx_process_cycle.c,
 # ngx_master_process_cycle: on SIGHUP it logs "reconfiguring" and calls ngx_init_cycle(); when that
@@ -361,18 +362,7 @@ def acquire_lock(module, path, timeout, create):
 
 def restore(dest, backup):
     """Copy ``backup`` over ``dest`` by renaming a full copy, keeping the backup's mode and owner."""
-    st = os.stat(backup)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest) or '.', prefix='.%s.' % os.path.basename(dest))
-    os.close(fd)
-    try:
-        shutil.copy2(backup, tmp)
-        if os.geteuid() == 0:
-            os.chown(tmp, st.st_uid, st.st_gid)
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    replace_file(dest, lambda tmp: shutil.copy2(backup, tmp), like=backup)
 
 
 def roll_back(items, result):

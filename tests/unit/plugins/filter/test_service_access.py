@@ -9,12 +9,13 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.alcf.mlflow_globus.plugins.filter.service_access import (
-    FilterModule, ip_access_list, nginx_peers, unresolved_names)
+    FilterModule, ip_access_list, nginx_peers, service_upstreams, unresolved_names)
 
 
 def test_filters_are_registered():
     assert FilterModule().filters() == {
-        'nginx_peers': nginx_peers, 'unresolved_names': unresolved_names, 'ip_access_list': ip_access_list}
+        'nginx_peers': nginx_peers, 'service_upstreams': service_upstreams, 'unresolved_names': unresolved_names,
+        'ip_access_list': ip_access_list}
 
 
 HOSTVARS = {
@@ -85,3 +86,41 @@ def test_ip_access_list(entries, resolved, version, expected):
 def test_ip_access_list_refuses(entries, resolved, version, message):
     with pytest.raises(AnsibleFilterError, match=message):
         ip_access_list(entries, resolved, version)
+
+
+UPSTREAM_HOSTVARS = {
+    'vm1': {'ansible_host': '10.0.0.9'},
+    'vm2': {'ansible_host': '10.0.0.10', 'mlflow_globus_port': 9080},
+    'vm3': {'mlflow_globus_listen_address': '10.1.0.3', 'ansible_host': '10.0.0.11'},
+    'vm4': {'mlflow_globus_listen_address': '0.0.0.0', 'ansible_host': '10.0.0.12'},
+    'vm5': {'mlflow_globus_listen_address': '[::]'},
+    'vm6': {'ansible_host': '2001:db8::6'},
+    'vm7': {'mlflow_globus_listen_address': '[2001:db8::7]'},
+    'vm8': {'mlflow_globus_listen_address': '', 'ansible_host': ''},
+    'aio': {'mlflow_globus_listen_address': '10.0.0.20'},
+}
+
+
+@pytest.mark.parametrize('hosts, nginx, expected', [
+    (['vm1'], 'nginx1', ['10.0.0.9:8080']),
+    (['vm1', 'vm2'], 'nginx1', ['10.0.0.9:8080', '10.0.0.10:9080']),
+    (['vm3'], 'nginx1', ['10.1.0.3:8080']),  # the inventory's listen address wins over ansible_host
+    (['vm4', 'vm5'], 'nginx1', ['10.0.0.12:8080', 'vm5:8080']),  # every address: ansible_host, else the name
+    (['vm6', 'vm7'], 'nginx1', ['[2001:db8::6]:8080', '[2001:db8::7]:8080']),
+    (['vm8'], 'nginx1', ['vm8:8080']),
+    (['aio'], 'aio', ['127.0.0.1:8080']),  # co-located with nginx: loopback, whatever the inventory says
+    (['unknown'], 'nginx1', ['unknown:8080']),
+    ([], 'nginx1', []),
+    (None, 'nginx1', []),
+])
+def test_service_upstreams(hosts, nginx, expected):
+    assert service_upstreams(hosts, UPSTREAM_HOSTVARS, nginx, 'mlflow_globus', 8080) == expected
+
+
+def test_service_upstreams_reads_the_prefix_it_is_given():
+    assert service_upstreams(['vm2'], UPSTREAM_HOSTVARS, 'nginx1', 'oauth2_proxy', 8081) == ['10.0.0.10:8081']
+
+
+def test_service_upstreams_wants_a_list():
+    with pytest.raises(AnsibleFilterError, match="groups\\['mlflow'\\]"):
+        service_upstreams('vm1', UPSTREAM_HOSTVARS, 'nginx1', 'mlflow_globus', 8080)

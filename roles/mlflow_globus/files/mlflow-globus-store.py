@@ -1,15 +1,15 @@
-{{ ansible_managed | comment }}
 """Back up, restore, inspect and migrate the backend store of mlflow-globus.
 
 Run as root, with the Python of one of the role's virtualenvs (`upgrade` migrates with that
 virtualenv's MLflow). It reads the store URI from the service's EnvironmentFile, so that the
 database password never appears on a command line, then becomes the service user, so that
-everything it writes belongs to the service. For example:
+everything it writes belongs to the service. Where those are comes from the settings file the role
+writes beside it (mlflow-globus-store.json: env_file, backup_dir, service_user). For example:
 
-  {{ _mlflow_globus_venv_link }}/bin/python {{ _mlflow_globus_store_tool }} backup manual
+  /opt/mlflow-globus/venv/bin/python /opt/mlflow-globus/mlflow-globus-store.py backup manual
 
   backup LABEL    consistent copy of the store (SQLite online backup, or pg_dump -Fc) as
-                  {{ _mlflow_globus_backup_dir }}/mlflow-LABEL-<UTC time>.db|.dump; prints its
+                  <backup_dir>/mlflow-LABEL-<UTC time>.db|.dump; prints its
                   path, or "none" when there is no store yet
   restore PATH    put a backup back in place of the store (stop the service first)
   revision        the store's schema revision (Alembic), or "none"
@@ -18,16 +18,26 @@ everything it writes belongs to the service. For example:
 import argparse
 import contextlib
 import datetime
+import json
 import os
 import pwd
 import sqlite3
 import subprocess
 import sys
 
-ENV_FILE = "{{ _mlflow_globus_env_file }}"
-BACKUP_DIR = "{{ _mlflow_globus_backup_dir }}"
-SERVICE_USER = "{{ mlflow_globus_user }}"
+SETTINGS_FILE = os.path.splitext(os.path.abspath(__file__))[0] + ".json"
+# What the role's env template escapes with a backslash inside double quotes.
 ESCAPED = '"\\`$'
+
+
+def read_settings(path=SETTINGS_FILE):
+    """env_file, backup_dir and service_user, as the role wrote them."""
+    with open(path, encoding="utf-8") as handle:
+        settings = json.load(handle)
+    missing = {"env_file", "backup_dir", "service_user"} - set(settings)
+    if missing:
+        raise SystemExit(f"{path} lacks {', '.join(sorted(missing))}: run the mlflow_globus role again")
+    return settings
 
 
 def read_env_file(path):
@@ -52,8 +62,8 @@ def read_env_file(path):
     return env
 
 
-def become_service_user():
-    entry = pwd.getpwnam(SERVICE_USER)
+def become_service_user(name):
+    entry = pwd.getpwnam(name)
     os.setgroups([])
     os.setgid(entry.pw_gid)
     os.setuid(entry.pw_uid)
@@ -78,9 +88,9 @@ def sqlite_copy(source, destination):
         src.backup(dst)
 
 
-def backup(url, label):
+def backup(url, label, backup_dir):
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    base = os.path.join(BACKUP_DIR, f"mlflow-{label}-{stamp}")
+    base = os.path.join(backup_dir, f"mlflow-{label}-{stamp}")
     if url.get_backend_name() == "sqlite":
         if not url.database or not os.path.exists(url.database):
             return "none"
@@ -137,11 +147,12 @@ def main():
 
     from sqlalchemy.engine import make_url
 
-    uri = read_env_file(ENV_FILE)["MLFLOW_BACKEND_STORE_URI"]
+    settings = read_settings()
+    uri = read_env_file(settings["env_file"])["MLFLOW_BACKEND_STORE_URI"]
     url = make_url(uri)
-    become_service_user()
+    become_service_user(settings["service_user"])
     if args.action == "backup":
-        print(backup(url, args.argument))
+        print(backup(url, args.argument, settings["backup_dir"]))
     elif args.action == "restore":
         print(restore(url, args.argument))
     elif args.action == "revision":

@@ -1,0 +1,117 @@
+# Copyright: (c) 2026, ALCF operations
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The store tool the mlflow_globus role installs (roles/mlflow_globus/files/mlflow-globus-store.py):
+its reading of the role's environment file and settings, and SQLite backup and restore on real
+databases. PostgreSQL and the schema checks run in the mlflow_* Molecule scenarios."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sqlite3
+from types import SimpleNamespace
+
+import pytest
+
+TOOL = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'roles', 'mlflow_globus', 'files', 'mlflow-globus-store.py')
+
+
+@pytest.fixture(scope='module')
+def store():
+    spec = importlib.util.spec_from_file_location('mlflow_globus_store', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def sqlite_url(path):
+    """The two things the tool asks of SQLAlchemy's URL for SQLite."""
+    return SimpleNamespace(database=str(path), get_backend_name=lambda: 'sqlite')
+
+
+def test_settings_sit_beside_the_tool(store):
+    assert store.SETTINGS_FILE.endswith(os.path.join('files', 'mlflow-globus-store.json'))
+
+
+def test_read_settings(store, tmp_path):
+    path = tmp_path / 'store.json'
+    path.write_text(json.dumps({'env_file': '/etc/e', 'backup_dir': '/b', 'service_user': 'mlflow'}))
+    assert store.read_settings(str(path)) == {'env_file': '/etc/e', 'backup_dir': '/b', 'service_user': 'mlflow'}
+
+
+def test_read_settings_names_what_is_missing(store, tmp_path):
+    path = tmp_path / 'store.json'
+    path.write_text(json.dumps({'env_file': '/etc/e'}))
+    with pytest.raises(SystemExit, match='lacks backup_dir, service_user: run the mlflow_globus role again'):
+        store.read_settings(str(path))
+
+
+# What the role's env template writes (each of \ " ` $ escaped with a backslash), and the value meant.
+@pytest.mark.parametrize('written, meant', [
+    (r'"sqlite:////var/lib/mlflow/mlflow.db"', 'sqlite:////var/lib/mlflow/mlflow.db'),
+    (r'"postgresql://mlflow:p\$ss\"w\`rd\\@db/mlflow"', 'postgresql://mlflow:p$ss"w`rd\\@db/mlflow'),
+    (r'"a \"quoted\" \$HOME \`cmd\` back\\slash 100% #x"', 'a "quoted" $HOME `cmd` back\\slash 100% #x'),
+    (r'"keeps \n as it is"', 'keeps \\n as it is'),
+    ('unquoted', 'unquoted'),
+])
+def test_read_env_file_undoes_the_templates_quoting(store, tmp_path, written, meant):
+    path = tmp_path / 'mlflow-globus.env'
+    path.write_text('# managed\n\nMLFLOW_BACKEND_STORE_URI=%s\nOTHER="x=y"\n' % written)
+    assert store.read_env_file(str(path)) == {'MLFLOW_BACKEND_STORE_URI': meant, 'OTHER': 'x=y'}
+
+
+def make_store(path, rows):
+    with sqlite3.connect(path) as db:
+        db.execute('CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT)')
+        db.executemany('INSERT INTO runs (name) VALUES (?)', [(r,) for r in rows])
+
+
+def runs(path):
+    with sqlite3.connect(path) as db:
+        return [r[0] for r in db.execute('SELECT name FROM runs ORDER BY id')]
+
+
+def test_sqlite_backup_is_a_consistent_copy_while_a_writer_holds_the_store(store, tmp_path):
+    db = tmp_path / 'mlflow.db'
+    make_store(db, ['a', 'b'])
+    writer = sqlite3.connect(db)
+    writer.execute("INSERT INTO runs (name) VALUES ('uncommitted')")  # an open write transaction
+    try:
+        path = store.backup(sqlite_url(db), 'manual', str(tmp_path))
+    finally:
+        writer.rollback()
+        writer.close()
+    assert os.path.basename(path).startswith('mlflow-manual-') and path.endswith('.db')
+    assert not os.path.exists(path + '.partial')
+    assert runs(path) == ['a', 'b']
+
+
+def test_sqlite_backup_without_a_store_is_none(store, tmp_path):
+    assert store.backup(sqlite_url(tmp_path / 'absent.db'), 'manual', str(tmp_path)) == 'none'
+    assert os.listdir(tmp_path) == []
+
+
+def test_sqlite_restore_puts_the_backup_back(store, tmp_path):
+    db = tmp_path / 'mlflow.db'
+    make_store(db, ['before'])
+    path = store.backup(sqlite_url(db), 'pre-upgrade', str(tmp_path))
+    with sqlite3.connect(db) as live:
+        live.execute("INSERT INTO runs (name) VALUES ('after')")
+    assert runs(db) == ['before', 'after']
+    assert store.restore(sqlite_url(db), path) == 'restored %s' % path
+    assert runs(db) == ['before']
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['backup'], 'backup needs a label'),
+    (['restore'], 'restore needs a path'),
+    (['drop'], "invalid choice: 'drop'"),
+])
+def test_bad_arguments_are_refused_before_anything_is_read(store, monkeypatch, capsys, argv, message):
+    monkeypatch.setattr('sys.argv', ['mlflow-globus-store.py', *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        store.main()
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
