@@ -19,13 +19,10 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-# The port variables of each role, by the inventory group that runs it, with the role's default
-# (tests/unit/plugins/filter/test_host_inputs.py keeps these in step with roles/*/defaults/main.yml).
-GROUP_PORTS: dict[str, dict[str, int]] = {
-    'oauth2_proxy': {'oauth2_proxy_port': 8081},
-    'mlflow': {'mlflow_globus_port': 8080},
-    'external_nginx': {'external_nginx_http_port': 80, 'external_nginx_https_port': 443},
-}
+from ansible_collections.alcf.mlflow_globus.plugins.module_utils.service_facts import SERVICES
+
+# The port variables of each role, by the inventory group that runs it, with the role's default.
+GROUP_PORTS: dict[str, dict[str, int]] = {facts['group']: facts['ports'] for facts in SERVICES.values()}
 
 
 def _port(value: t.Any) -> int | None:

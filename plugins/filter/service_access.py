@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.alcf.mlflow_globus.plugins.filter.trust_inputs import every_address
+from ansible_collections.alcf.mlflow_globus.plugins.module_utils.service_facts import SERVICES
 
 _LOOPBACK = ['127.0.0.1', '::1']
 
@@ -67,12 +68,18 @@ def nginx_peers(nginx_hosts: t.Any, hostvars: t.Any, inventory_hostname: str) ->
     return peers or list(_LOOPBACK)
 
 
-def service_upstreams(service_hosts: t.Any, hostvars: t.Any, inventory_hostname: str, prefix: str,
-                      default_port: int) -> list[str]:
-    """Where nginx reaches a service, as "address:port" for each of its hosts: 127.0.0.1 for this host
-    (the service listens there when co-located with nginx), else the host's <prefix>_listen_address
-    if the inventory gives one that is not every address, else its ansible_host, else its name; the
-    port is its <prefix>_port, else default_port. IPv6 addresses go in brackets."""
+def service_upstreams(service_hosts: t.Any, hostvars: t.Any, inventory_hostname: str, service: str) -> list[str]:
+    """Where nginx reaches a service (``oauth2_proxy`` or ``mlflow``), as "address:port" for each of its
+    hosts: 127.0.0.1 for this host (the service listens there when co-located with nginx), else the
+    host's <prefix>_listen_address if the inventory gives one that is not every address, else its
+    ansible_host, else its name; the port is its <prefix>_port, else the service's default port.
+    IPv6 addresses go in brackets."""
+    facts = SERVICES.get(service) if isinstance(service, str) else None
+    if not facts or not facts['upstream_port']:
+        raise AnsibleFilterError('service_upstreams: %r is not a service behind nginx; those are %s'
+                                 % (service, ', '.join(name for name, item in SERVICES.items() if item['upstream_port'])))
+    prefix, port_var = facts['prefix'], facts['upstream_port']
+    default_port = facts['ports'][port_var]
     if service_hosts is None:
         service_hosts = []
     if isinstance(service_hosts, str) or not isinstance(service_hosts, (list, tuple)):
@@ -90,7 +97,7 @@ def service_upstreams(service_hosts: t.Any, hostvars: t.Any, inventory_hostname:
                 address = str(variables.get('ansible_host') or host).strip()
         if ':' in address and not address.startswith('['):
             address = '[%s]' % address
-        upstreams.append('%s:%s' % (address, variables.get(prefix + '_port', default_port)))
+        upstreams.append('%s:%s' % (address, variables.get(port_var, default_port)))
     return upstreams
 
 

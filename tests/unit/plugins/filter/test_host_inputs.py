@@ -4,31 +4,20 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
-import yaml
 
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.alcf.mlflow_globus.plugins.filter.host_inputs import (
-    GROUP_PORTS, FilterModule, port_conflicts, systemd_quote, systemd_unquotable)
+    FilterModule, port_conflicts, systemd_quote, systemd_unquotable)
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
-ROLE_OF_GROUP = {'oauth2_proxy': 'oauth2_proxy', 'mlflow': 'mlflow_globus', 'external_nginx': 'external_nginx'}
 
 
 def test_filters_are_registered():
     assert FilterModule().filters() == {
         'port_conflicts': port_conflicts, 'systemd_quote': systemd_quote, 'systemd_unquotable': systemd_unquotable}
-
-
-@pytest.mark.parametrize('group', sorted(GROUP_PORTS))
-def test_default_ports_are_the_roles_defaults(group):
-    with open(os.path.join(REPO, 'roles', ROLE_OF_GROUP[group], 'defaults', 'main.yml'), encoding='utf-8') as handle:
-        defaults = yaml.safe_load(handle)
-    assert {name: defaults[name] for name in GROUP_PORTS[group]} == GROUP_PORTS[group]
 
 
 ALL = ['oauth2_proxy', 'mlflow', 'external_nginx']

@@ -114,13 +114,18 @@ UPSTREAM_HOSTVARS = {
     (None, 'nginx1', []),
 ])
 def test_service_upstreams(hosts, nginx, expected):
-    assert service_upstreams(hosts, UPSTREAM_HOSTVARS, nginx, 'mlflow_globus', 8080) == expected
+    assert service_upstreams(hosts, UPSTREAM_HOSTVARS, nginx, 'mlflow') == expected
 
 
-def test_service_upstreams_reads_the_prefix_it_is_given():
-    assert service_upstreams(['vm2'], UPSTREAM_HOSTVARS, 'nginx1', 'oauth2_proxy', 8081) == ['10.0.0.10:8081']
+def test_service_upstreams_reads_the_variables_of_the_service_it_is_given():
+    assert service_upstreams(['vm2'], UPSTREAM_HOSTVARS, 'nginx1', 'oauth2_proxy') == ['10.0.0.10:8081']
 
 
 def test_service_upstreams_wants_a_list():
     with pytest.raises(AnsibleFilterError, match="groups\\['mlflow'\\]"):
-        service_upstreams('vm1', UPSTREAM_HOSTVARS, 'nginx1', 'mlflow_globus', 8080)
+        service_upstreams('vm1', UPSTREAM_HOSTVARS, 'nginx1', 'mlflow')
+
+
+def test_service_upstreams_names_the_services_behind_nginx():
+    with pytest.raises(AnsibleFilterError, match="'external_nginx' is not a service behind nginx; those are oauth2_proxy, mlflow"):
+        service_upstreams(['vm1'], UPSTREAM_HOSTVARS, 'nginx1', 'external_nginx')

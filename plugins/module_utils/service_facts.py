@@ -1,0 +1,131 @@
+# Copyright: (c) 2026, ALCF operations
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The service's shared facts, in one place: per service its role, inventory group, systemd unit,
+port variables with their defaults, log sources, what recovery does to it, and its health checks
+with the codes they expect (the checklist's section 4).
+
+Everything else reads these: the filters (``port_conflicts``, ``service_upstreams``, ``host_services``,
+``health_checks``), and through them the roles' defaults and verify steps and the playbooks
+``site.yml``, ``healthcheck.yml``, ``recover.yml``, ``logs.yml``. Changing a port default or adding
+a health check is one edit here (the roles' ``defaults/main.yml`` are tested against it).
+"""
+
+from __future__ import annotations
+
+import typing as t
+from urllib.parse import quote
+
+__all__ = ['SERVICES', 'CHECKS', 'services_in_groups']
+
+# In the order site.yml deploys them: the VM services first, then the nginx in front of them.
+SERVICES: dict[str, dict[str, t.Any]] = {
+    'oauth2_proxy': {
+        'role': 'oauth2_proxy',
+        'group': 'oauth2_proxy',
+        # The role's list of health checks (its verify.yml runs it; so does healthcheck.yml).
+        'checks_var': '_oauth2_proxy_health_checks',
+        'unit': 'oauth2-proxy',
+        'name': 'oauth2-proxy',
+        'prefix': 'oauth2_proxy',
+        'ports': {'oauth2_proxy_port': 8081},
+        'upstream_port': 'oauth2_proxy_port',
+        'recover': 'restart',
+        'logs': [{'file': 'oauth2-proxy.journal.txt', 'unit': 'oauth2-proxy'}],
+    },
+    'mlflow': {
+        'role': 'mlflow_globus',
+        'group': 'mlflow',
+        'checks_var': '_mlflow_globus_health_checks',
+        'unit': 'mlflow-globus',
+        'name': 'MLflow',
+        'prefix': 'mlflow_globus',
+        'ports': {'mlflow_globus_port': 8080},
+        'upstream_port': 'mlflow_globus_port',
+        'recover': 'restart',
+        'logs': [{'file': 'mlflow-globus.journal.txt', 'unit': 'mlflow-globus'}],
+    },
+    'external_nginx': {
+        'role': 'external_nginx',
+        'group': 'external_nginx',
+        'checks_var': '_external_nginx_health_checks',
+        'unit': 'nginx',
+        'name': 'nginx',
+        'prefix': 'external_nginx',
+        'ports': {'external_nginx_http_port': 80, 'external_nginx_https_port': 443},
+        'upstream_port': None,
+        # Never restarted by recovery: `nginx -t`, then a reload (the role's entry point `reload`).
+        'recover': 'reload',
+        'logs': [{'file': 'nginx-error.log.txt', 'path': '/var/log/nginx/error.log'}],
+    },
+}
+
+# The health checks of each service: the settings each needs (the roles pass them) and a function of
+# those settings giving the checks, in order. A check: name, url, expect (codes); optionally host (the
+# Host header), location_prefix / location_contains / location_path (where a redirect goes), content
+# (the whole body, stripped), header (a response header that must be there), issuer (marks the
+# issuer's discovery document, for the failure pattern).
+
+
+def _oauth2_proxy_checks(url: str, issuer: str, redirect_url: str) -> list[dict[str, t.Any]]:
+    issuer = issuer.rstrip('/')
+    return [
+        {'name': 'oauth2-proxy %s/ping' % url, 'url': url + '/ping', 'expect': [200]},
+        # /ready pings the session store too: a stopped Redis or a wrong password fails here.
+        {'name': 'oauth2-proxy %s/ready (its session store answers)' % url, 'url': url + '/ready', 'expect': [200]},
+        {'name': 'oauth2-proxy %s/oauth2/start goes to the issuer' % url, 'url': url + '/oauth2/start?rd=%2F',
+         'expect': [302], 'location_prefix': issuer + '/',
+         'location_contains': ['redirect_uri=' + quote(redirect_url, safe='')]},
+        {'name': 'oauth2-proxy %s/oauth2/auth (no session)' % url, 'url': url + '/oauth2/auth', 'expect': [401]},
+        # oauth2-proxy reads this at start and redeems sign-ins at the issuer: a running oauth2-proxy
+        # still answers the checks above when the issuer is out of reach.
+        {'name': 'issuer %s discovery, from this host' % issuer,
+         'url': issuer + '/.well-known/openid-configuration', 'expect': [200], 'issuer': issuer},
+    ]
+
+
+def _mlflow_checks(url: str, public_host: str, version: str) -> list[dict[str, t.Any]]:
+    return [
+        {'name': 'MLflow %s/health' % url, 'url': url + '/health', 'expect': [200]},
+        {'name': 'MLflow %s/version is %s' % (url, version), 'url': url + '/version', 'expect': [200],
+         'content': version},
+        # MLflow answers a Host its --allowed-hosts does not list with 403.
+        {'name': 'MLflow %s/ (Host: %s)' % (url, public_host), 'url': url + '/', 'host': public_host,
+         'expect': [200]},
+    ]
+
+
+def _external_nginx_checks(https_port: t.Any, http_port: t.Any, public_host: str, issuer: str,
+                           callback_codes: t.Any) -> list[dict[str, t.Any]]:
+    # From the nginx host itself, to 127.0.0.1 with the public Host header (what curl -k --resolve
+    # does): they test this nginx whatever DNS says.
+    public = 'https://127.0.0.1:%s' % https_port
+    return [
+        {'name': 'https://%s/oauth2/start goes to the issuer' % public_host, 'url': public + '/oauth2/start',
+         'host': public_host, 'expect': [302], 'location_prefix': issuer},
+        {'name': 'https://%s/oauth2/callback?code=test&state=test (an error is normal)' % public_host,
+         'url': public + '/oauth2/callback?code=test&state=test', 'host': public_host,
+         'expect': [int(code) for code in callback_codes]},
+        {'name': 'https://%s/ without a session goes to sign-in' % public_host, 'url': public + '/',
+         'host': public_host, 'expect': [302], 'location_path': '/oauth2/start', 'location_contains': ['rd=/'],
+         'header': 'strict_transport_security'},
+        {'name': 'https://%s/api/2.0/mlflow/experiments/search without a session' % public_host,
+         'url': public + '/api/2.0/mlflow/experiments/search?max_results=1', 'host': public_host,
+         'expect': [401]},
+        {'name': 'http://%s/ redirects to https' % public_host, 'url': 'http://127.0.0.1:%s/' % http_port,
+         'host': public_host, 'expect': [301], 'location_prefix': 'https://' + public_host},
+    ]
+
+
+CHECKS: dict[str, t.Callable[..., list[dict[str, t.Any]]]] = {
+    'oauth2_proxy': _oauth2_proxy_checks,
+    'mlflow': _mlflow_checks,
+    'external_nginx': _external_nginx_checks,
+}
+
+
+def services_in_groups(group_names: t.Iterable[str]) -> list[str]:
+    """The services whose groups are among ``group_names``, in deploy order."""
+    groups = set(group_names)
+    return [name for name, facts in SERVICES.items() if facts['group'] in groups]
