@@ -102,19 +102,19 @@ def _pattern(check: Mapping[str, t.Any], status: int, result: Mapping[str, t.Any
         return ('oauth2-proxy cannot reach its Redis session store, so no sign-in can complete: check that Redis '
                 'runs and that oauth2_proxy_redis_password is its requirepass, then see `playbooks/logs.yml`.')
     if status == 404 and '/oauth2/' in url:
-        return ('section 6 "404 on /oauth2/*": nginx routes /oauth2/* to MLflow instead of oauth2-proxy. '
+        return ('§6 "404 on /oauth2/*": nginx routes /oauth2/* to MLflow instead of oauth2-proxy. '
                 'Re-render the site: `ansible-playbook site.yml --limit %s`.' % host)
     if status == 502:
         upstreams = ', '.join('%s (:%d)' % (facts['name'], next(iter(facts['ports'].values())))
                               for facts in SERVICES.values() if facts['upstream_port'])
-        return ('section 6 "502 Bad Gateway": nginx cannot reach %s, or an upstream sent too big a header. Run the '
+        return ('§6 "502 Bad Gateway": nginx cannot reach %s, or an upstream sent too big a header. Run the '
                 'VM checks (`playbooks/healthcheck.yml`), then `playbooks/logs.yml` and look for "connect() failed" '
                 'or "upstream sent too big header" in nginx\'s error log.' % upstreams)
     if status == 403 and check['name'].startswith('MLflow'):
         return ('MLflow refused the public Host header: its --allowed-hosts does not list it. Re-run site.yml '
                 'for %s.' % host)
     if status == 403:
-        return ('Refused (403): a sign-in problem (section 6 "CSRF cookie not found" / callback failures): retry in '
+        return ('Refused (403): a sign-in problem (§6 "CSRF cookie not found" / callback failures): retry in '
                 'a fresh private window; check the allowlist.')
     if status == 200 and check['expect'][0] in (302, 401):
         return ('Answered without asking for a session: the auth_request check is not in front of this path. '

@@ -155,8 +155,8 @@ def test_rows_of_passing_checks():
 
 
 @pytest.mark.parametrize('service, index, answer, got, pattern', [
-    ('external_nginx', 1, {'status': 502}, '502', 'section 6 "502 Bad Gateway": nginx cannot reach oauth2-proxy (:8081), MLflow (:8080)'),
-    ('external_nginx', 1, {'status': 404}, '404', 'section 6 "404 on /oauth2/*"'),
+    ('external_nginx', 1, {'status': 502}, '502', '§6 "502 Bad Gateway": nginx cannot reach oauth2-proxy (:8081), MLflow (:8080)'),
+    ('external_nginx', 1, {'status': 404}, '404', '§6 "404 on /oauth2/*"'),
     ('external_nginx', 3, {'status': 200}, '200', 'Answered without asking for a session'),
     ('external_nginx', 2, {'status': 302, 'location': 'https://mlflow.example.org/oauth2/start?rd=/'},
      '302 -> https://mlflow.example.org/oauth2/start?rd=/ (no strict-transport-security header)', 'lacks its strict-transport-security'),
