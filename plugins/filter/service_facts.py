@@ -90,7 +90,7 @@ def _pattern(check: Mapping[str, t.Any], status: int, result: Mapping[str, t.Any
     """The checklist's section 6 pattern that matches a failed check."""
     url = check['url']
     if 'issuer' in check:
-        reason = str(result.get('msg') or 'status %d' % status).split('Request failed: ')[-1]
+        reason = str(result.get('msg') or 'status %d' % status).rsplit('Request failed: ', maxsplit=1)[-1]
         return ('oauth2-proxy cannot reach its issuer %s from %s (%s): sign-ins cannot be redeemed, and oauth2-proxy '
                 'does not start without it ("failed to discover OIDC configuration" in its journal). Check DNS, '
                 'routes, firewalls and proxies from this host to the issuer, then see `playbooks/logs.yml`.'

@@ -14,7 +14,6 @@ from ansible_collections.alcf.mlflow_globus.plugins.filter.host_inputs import (
     FilterModule, port_conflicts, systemd_quote, systemd_unquotable)
 
 
-
 def test_filters_are_registered():
     assert FilterModule().filters() == {
         'port_conflicts': port_conflicts, 'systemd_quote': systemd_quote, 'systemd_unquotable': systemd_unquotable}

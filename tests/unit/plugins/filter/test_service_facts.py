@@ -120,8 +120,8 @@ def test_oauth2_proxy_checks():
 
 
 def test_external_nginx_checks_use_the_ports_and_callback_codes():
-    checks = health_checks('external_nginx', **dict(SETTINGS['external_nginx'], https_port=8443, http_port=8088,
-                                                    callback_codes=['400', 403]))
+    settings = {**SETTINGS['external_nginx'], 'https_port': 8443, 'http_port': 8088, 'callback_codes': ['400', 403]}
+    checks = health_checks('external_nginx', **settings)
     assert checks[0]['url'] == 'https://127.0.0.1:8443/oauth2/start'
     assert checks[1]['expect'] == [400, 403]
     assert checks[-1]['url'] == 'http://127.0.0.1:8088/'
