@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The systemd base image of every test container: Debian bookworm from debootstrap, imported into
-# podman (there is no registry here). Tagged by this script's hash: a changed recipe builds anew.
-# Prints the image name.
+# The systemd base image of the test containers: Debian RELEASE (bookworm, the default, or trixie)
+# from debootstrap, imported into podman (there is no registry here). Tagged by the release and this
+# script's hash: a changed recipe builds anew. Prints the image name.
 source "$(dirname "$0")/common.sh"
-image=localhost/alcf-mlflow-globus-base:$(key "$0")
+release=${1:-${DEBIAN_RELEASES[0]}}
+[[ " ${DEBIAN_RELEASES[*]} " == *" $release "* ]] \
+  || { log "base image: no Debian release '$release' here (known: ${DEBIAN_RELEASES[*]})"; exit 2; }
+image=localhost/alcf-mlflow-globus-base:$release-$(key "$0")
 if podman image exists "$image"; then echo "$image"; exit 0; fi
 
 log "base image: building $image (debootstrap, about a minute)"
@@ -11,16 +14,17 @@ rootfs=$(mktemp -d "$CACHE_DIR/rootfs.XXXXXX")
 trap 'rm -rf "$rootfs"' EXIT
 debootstrap --variant=minbase \
   --include=systemd,systemd-sysv,dbus,python3,python3-apt,ca-certificates,iproute2,procps,curl,gnupg \
-  bookworm "$rootfs" http://deb.debian.org/debian >"$rootfs.log" 2>&1 \
+  "$release" "$rootfs" http://deb.debian.org/debian >"$rootfs.log" 2>&1 \
   || { tail -20 "$rootfs.log" >&2; exit 1; }
 rm -f "$rootfs.log"
-cat > "$rootfs/etc/apt/sources.list" <<'LIST'
-deb http://deb.debian.org/debian bookworm main
-deb http://deb.debian.org/debian bookworm-updates main
-deb http://deb.debian.org/debian-security bookworm-security main
+cat > "$rootfs/etc/apt/sources.list" <<LIST
+deb http://deb.debian.org/debian $release main
+deb http://deb.debian.org/debian $release-updates main
+deb http://deb.debian.org/debian-security $release-security main
 LIST
-# Units that only make sense on a real console or hardware.
-for unit in getty@tty1.service console-getty.service systemd-udevd.service systemd-firstboot.service; do
+# Units that only make sense on a real console, hardware or kernel (trixie's modules-load fails in a container).
+for unit in getty@tty1.service console-getty.service systemd-udevd.service systemd-firstboot.service \
+  systemd-modules-load.service; do
   ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
 done
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*

@@ -4,22 +4,32 @@
 # oauth2-proxy build. Writes .cache/env.sh for the Makefile to source. Safe to run again.
 source "$(dirname "$0")/common.sh"
 "$REPO_ROOT/tools/debian-packages.sh"
-# The base image and the oauth2-proxy build need nothing from the virtualenv: on a fresh machine
-# they run beside it (each a few minutes), and each prints the path of what it made.
+# The base images (one per Debian release) and the oauth2-proxy build need nothing from the
+# virtualenv: on a fresh machine they run beside it (each a few minutes), and each prints the path
+# of what it made.
 built=$(mktemp -d)
 trap 'kill $(jobs -rp) 2>/dev/null || true; rm -rf "$built"' EXIT
-"$REPO_ROOT/tools/base-image.sh" >"$built/image" & image_job=$!
+image_jobs=()
+for release in "${DEBIAN_RELEASES[@]}"; do
+  "$REPO_ROOT/tools/base-image.sh" "$release" >"$built/image-$release" & image_jobs+=($!)
+done
 "$REPO_ROOT/tools/oauth2-proxy-build.sh" >"$built/oauth2-proxy" & oauth2_proxy_job=$!
 venv=$("$REPO_ROOT/tools/venv.sh")
-mlflow_wheelhouse=$(PYTHON="$venv/bin/python" "$REPO_ROOT/tools/mlflow-wheelhouse.sh")
-wait "$image_job" || { log "the base image build failed (its output is above)"; exit 1; }
+for release in "${DEBIAN_RELEASES[@]}"; do
+  PYTHON="$venv/bin/python" "$REPO_ROOT/tools/mlflow-wheelhouse.sh" "$release" >"$built/wheelhouse-$release"
+done
+for job in "${image_jobs[@]}"; do
+  wait "$job" || { log "a base image build failed (its output is above)"; exit 1; }
+done
 wait "$oauth2_proxy_job" || { log "the oauth2-proxy build failed (its output is above)"; exit 1; }
-image=$(cat "$built/image")
+image=$(cat "$built/image-bookworm") image_trixie=$(cat "$built/image-trixie")
 oauth2_proxy_archive=$(cat "$built/oauth2-proxy")
-# One container on a podman network, so that a podman that cannot start any says so here,
-# with its own error, rather than in every Molecule scenario.
-podman run --rm --network podman "$image" /bin/true \
-  || { log "podman cannot start a container from $image (its error is above; see tools/containers.conf)"; exit 1; }
+# One container of each image on a podman network, so that a podman that cannot start any says
+# so here, with its own error, rather than in every Molecule scenario.
+for each in "$image" "$image_trixie"; do
+  podman run --rm --network podman "$each" /bin/true \
+    || { log "podman cannot start a container from $each (its error is above; see tools/containers.conf)"; exit 1; }
+done
 
 # ansible-core finds collections by their ansible_collections/<ns>/<name> path: point one at
 # this checkout (ansible-lint uses the same .ansible/ layout).
@@ -34,9 +44,13 @@ export VIRTUAL_ENV="$venv"
 export CONTAINERS_CONF="$CONTAINERS_CONF"
 export ANSIBLE_COLLECTIONS_PATH="$REPO_ROOT/.ansible/collections"
 export MLFLOW_GLOBUS_CACHE="$CACHE_DIR"
+# Debian 12 (bookworm) is every platform's image unless a scenario names Debian 13's (trixie).
 export MLFLOW_GLOBUS_BASE_IMAGE="$image"
+export MLFLOW_GLOBUS_BASE_IMAGE_TRIXIE="$image_trixie"
 export MLFLOW_GLOBUS_OAUTH2_PROXY_ARCHIVE="$oauth2_proxy_archive"
-export MLFLOW_GLOBUS_WHEELHOUSE="$mlflow_wheelhouse"
+export MLFLOW_GLOBUS_WHEELHOUSE="$(cat "$built/wheelhouse-bookworm")"
+export MLFLOW_GLOBUS_WHEELHOUSE_TRIXIE="$(cat "$built/wheelhouse-trixie")"
+export MLFLOW_GLOBUS_PREVIOUS_MLFLOW_VERSION="$MLFLOW_PREVIOUS_VERSION"
 export MLFLOW_GLOBUS_CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt"
 ENV
-log "setup done: venv $venv, image $image"
+log "setup done: venv $venv, images $image $image_trixie"
