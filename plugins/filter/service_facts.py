@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-# Documentation: service_facts.yml, host_services.yml, health_checks.yml and health_rows.yml beside this file.
+# Documentation: service_facts.yml, host_services.yml, health_checks.yml, health_rows.yml and systemd_sandbox.yml
+# beside this file.
 
 """The service's shared facts (module_utils/service_facts.py) for roles and playbooks.
 
@@ -24,6 +25,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.alcf.mlflow_globus.plugins.module_utils.service_facts import (
     CHECKS,
+    SANDBOX,
     SERVICES,
     services_in_groups,
 )
@@ -60,6 +62,31 @@ def health_checks(name: t.Any, **settings: t.Any) -> list[dict[str, t.Any]]:
         return make(**{key: settings[key] for key in wanted})
     except (TypeError, ValueError) as exc:
         raise AnsibleFilterError('health_checks(%r): a setting has the wrong type: %s (got %r)' % (name, exc, settings))
+
+
+def systemd_sandbox(name: t.Any, read_write_paths: t.Any = (), bind_privileged_port: t.Any = False) -> str:
+    """The [Service] lines of the shared systemd sandbox for one service's unit: the paths it may
+    write, and the one capability a port below 1024 needs (which rules out a user namespace)."""
+    _known(name, 'systemd_sandbox')
+    if isinstance(read_write_paths, str) or not isinstance(read_write_paths, (list, tuple)):
+        raise AnsibleFilterError('systemd_sandbox(%r): read_write_paths must be a list of paths, got %r' % (name, read_write_paths))
+    for path in read_write_paths:
+        if not isinstance(path, str) or not path.startswith('/') or any(c.isspace() for c in path):
+            raise AnsibleFilterError('systemd_sandbox(%r): %r is not an absolute path without spaces, so it cannot go on '
+                                     "the unit's ReadWritePaths line" % (name, path))
+    if not isinstance(bind_privileged_port, bool):
+        raise AnsibleFilterError('systemd_sandbox(%r): bind_privileged_port must be true or false, got %r' % (name, bind_privileged_port))
+    lines = []
+    for key, value in SANDBOX:
+        lines.append('%s=%s' % (key, value))
+        if key == 'ProtectSystem' and read_write_paths:
+            lines.append('ReadWritePaths=%s' % ' '.join(read_write_paths))
+        if key == 'DevicePolicy' and not bind_privileged_port:
+            lines.append('PrivateUsers=yes')
+        if key == 'KeyringMode':
+            capabilities = 'CAP_NET_BIND_SERVICE' if bind_privileged_port else ''
+            lines += ['CapabilityBoundingSet=' + capabilities, 'AmbientCapabilities=' + capabilities]
+    return '\n'.join(lines)
 
 
 def _location_problem(check: Mapping[str, t.Any], location: str) -> str:
@@ -181,4 +208,5 @@ class FilterModule:
             'health_rows': health_rows,
             'host_services': host_services,
             'service_facts': service_facts,
+            'systemd_sandbox': systemd_sandbox,
         }

@@ -17,7 +17,7 @@ from __future__ import annotations
 import typing as t
 from urllib.parse import quote
 
-__all__ = ['SERVICES', 'CHECKS', 'services_in_groups']
+__all__ = ['SERVICES', 'CHECKS', 'SANDBOX', 'services_in_groups']
 
 # In the order site.yml deploys them: the VM services first, then the nginx in front of them.
 SERVICES: dict[str, dict[str, t.Any]] = {
@@ -60,6 +60,39 @@ SERVICES: dict[str, dict[str, t.Any]] = {
         'logs': [{'file': 'nginx-error.log.txt', 'path': '/var/log/nginx/error.log'}],
     },
 }
+
+# The systemd sandbox of every service the collection runs (oauth2-proxy, MLflow), in unit-file order:
+# no privileges, devices, kernel or foreign namespaces; a read-only file system (the unit names what it
+# writes with ReadWritePaths). The filter systemd_sandbox renders it with the unit's own parts.
+SANDBOX: list[tuple[str, str]] = [
+    ('NoNewPrivileges', 'yes'),
+    ('ProtectSystem', 'strict'),
+    ('ProtectHome', 'yes'),
+    ('PrivateTmp', 'yes'),
+    ('PrivateDevices', 'yes'),
+    ('DevicePolicy', 'closed'),
+    ('PrivateIPC', 'yes'),
+    ('ProtectHostname', 'yes'),
+    ('ProtectClock', 'yes'),
+    ('ProtectKernelTunables', 'yes'),
+    ('ProtectKernelModules', 'yes'),
+    ('ProtectKernelLogs', 'yes'),
+    ('ProtectControlGroups', 'yes'),
+    ('ProtectProc', 'invisible'),
+    ('ProcSubset', 'pid'),
+    ('RestrictAddressFamilies', 'AF_UNIX AF_INET AF_INET6'),
+    ('RestrictNamespaces', 'yes'),
+    ('RestrictRealtime', 'yes'),
+    ('RestrictSUIDSGID', 'yes'),
+    ('RemoveIPC', 'yes'),
+    ('LockPersonality', 'yes'),
+    ('MemoryDenyWriteExecute', 'yes'),
+    ('KeyringMode', 'private'),
+    ('SystemCallArchitectures', 'native'),
+    ('SystemCallFilter', '@system-service'),
+    ('SystemCallFilter', '~@privileged @resources'),
+    ('SystemCallErrorNumber', 'EPERM'),
+]
 
 # The health checks of each service: the settings each needs (the roles pass them) and a function of
 # those settings giving the checks, in order. A check: name, url, expect (codes); optionally host (the

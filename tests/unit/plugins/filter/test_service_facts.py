@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import yaml
@@ -12,7 +13,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.alcf.mlflow_globus.plugins.filter.service_facts import (
-    FilterModule, health_checks, health_rows, host_services, service_facts)
+    FilterModule, health_checks, health_rows, host_services, service_facts, systemd_sandbox)
 from ansible_collections.alcf.mlflow_globus.plugins.module_utils.service_facts import SERVICES
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
@@ -34,7 +35,7 @@ def _yaml(*path):
 def test_filters_are_registered():
     assert FilterModule().filters() == {
         'health_checks': health_checks, 'health_rows': health_rows, 'host_services': host_services,
-        'service_facts': service_facts}
+        'service_facts': service_facts, 'systemd_sandbox': systemd_sandbox}
 
 
 @pytest.mark.parametrize('service', sorted(SERVICES))
@@ -186,3 +187,44 @@ def test_a_result_without_status_is_no_answer():
 def test_health_rows_wants_results():
     with pytest.raises(AnsibleFilterError, match='results of the uri loop'):
         health_rows('x', 'vm1')
+
+
+def _directives(text):
+    return [line.split('=', 1) for line in text.splitlines()]
+
+
+def test_systemd_sandbox_confines_every_unit_alike():
+    lines = _directives(systemd_sandbox('oauth2_proxy'))
+    assert ['NoNewPrivileges', 'yes'] == lines[0] and ['SystemCallErrorNumber', 'EPERM'] == lines[-1]
+    assert ['PrivateUsers', 'yes'] in lines and ['CapabilityBoundingSet', ''] in lines and ['AmbientCapabilities', ''] in lines
+    assert not any(key == 'ReadWritePaths' for key, _value in lines)
+    assert systemd_sandbox('mlflow') == systemd_sandbox('oauth2_proxy')
+
+
+def test_systemd_sandbox_adds_the_paths_after_protect_system():
+    lines = _directives(systemd_sandbox('mlflow', read_write_paths=['/var/lib/mlflow', '/srv/artifacts']))
+    at = lines.index(['ProtectSystem', 'strict'])
+    assert lines[at + 1] == ['ReadWritePaths', '/var/lib/mlflow /srv/artifacts']
+
+
+def test_systemd_sandbox_for_a_privileged_port_keeps_one_capability_and_no_user_namespace():
+    lines = _directives(systemd_sandbox('oauth2_proxy', bind_privileged_port=True))
+    assert ['CapabilityBoundingSet', 'CAP_NET_BIND_SERVICE'] in lines and ['AmbientCapabilities', 'CAP_NET_BIND_SERVICE'] in lines
+    assert not any(key == 'PrivateUsers' for key, _value in lines)
+
+
+@pytest.mark.parametrize('paths, message', [
+    (['relative/dir'], "'relative/dir' is not an absolute path without spaces"),
+    (['/var/lib/my data'], "'/var/lib/my data' is not an absolute path without spaces"),
+    ('/var/lib/mlflow', "read_write_paths must be a list of paths, got '/var/lib/mlflow'"),
+])
+def test_systemd_sandbox_refuses_paths_a_unit_cannot_hold(paths, message):
+    with pytest.raises(AnsibleFilterError, match=re.escape(message)):
+        systemd_sandbox('mlflow', read_write_paths=paths)
+
+
+def test_systemd_sandbox_refuses_an_unknown_service_and_a_non_boolean():
+    with pytest.raises(AnsibleFilterError, match="unknown service 'redis'"):
+        systemd_sandbox('redis')
+    with pytest.raises(AnsibleFilterError, match="bind_privileged_port must be true or false, got 'yes'"):
+        systemd_sandbox('oauth2_proxy', bind_privileged_port='yes')
