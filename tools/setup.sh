@@ -36,10 +36,17 @@ done
 mkdir -p "$REPO_ROOT/.ansible/collections/ansible_collections/alcf"
 ln -sfn ../../../.. "$REPO_ROOT/.ansible/collections/ansible_collections/alcf/mlflow_globus"
 
+# The test containers are reached with community.docker's connection, which pipelines a module
+# into one `exec -i` (as SSH does on a real host) where containers.podman's copies it in and out
+# with six podman calls. It runs `docker`: here that is podman, under the name it expects.
+shim_dir=$CACHE_DIR/bin
+mkdir -p "$shim_dir"
+ln -sfn "$(command -v podman)" "$shim_dir/docker"
+
 mkdir -p "$REPO_ROOT/.cache"
 cat > "$REPO_ROOT/.cache/env.sh" <<ENV
 # Written by tools/setup.sh; sourced by the Makefile.
-export PATH="$venv/bin:\$PATH"
+export PATH="$venv/bin:$shim_dir:\$PATH"
 export VIRTUAL_ENV="$venv"
 export CONTAINERS_CONF="$CONTAINERS_CONF"
 export ANSIBLE_COLLECTIONS_PATH="$REPO_ROOT/.ansible/collections"
