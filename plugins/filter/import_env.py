@@ -12,7 +12,7 @@ import json
 import re
 import typing as t
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from ansible.errors import AnsibleFilterError
 
@@ -103,8 +103,11 @@ _READERS: dict[str, t.Callable[[str], t.Any]] = {
 
 
 def _holds_password(uri: str) -> bool:
+    """A password before the @, or in the query (libpq's and SQLAlchemy's ?password=)."""
     try:
-        return bool(urlsplit(uri).password)
+        parts = urlsplit(uri)
+        return bool(parts.password) or any(key.lower() == 'password' and value
+                                           for key, value in parse_qsl(parts.query, keep_blank_values=True))
     except ValueError:
         return True  # cannot be read, so it might hold one: kept out of main.yml and of messages
 

@@ -92,6 +92,8 @@ def test_each_kind_reads_its_value(kind, raw, value):
     ('uri', 'postgresql://mlflow:fake-secret-1@db.example.org:notaport/mlflow'),
     # Cannot be read at all, so it might hold one.
     ('uri', 'postgresql://mlflow:fake-secret-1@[db/mlflow'),
+    # libpq's and SQLAlchemy's password in the query string.
+    ('uri', 'postgresql://mlflow@db.example.org/mlflow?sslmode=require&password=fake-secret-1'),
 ])
 def test_a_secret_goes_to_the_vault_and_main_yml_refers_to_it(kind, raw):
     result = one(kind, raw)
