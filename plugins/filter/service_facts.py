@@ -161,12 +161,12 @@ def _pattern(check: Mapping[str, t.Any], status: int, result: Mapping[str, t.Any
 
 
 def health_rows(results: t.Any, inventory_hostname: str) -> list[dict[str, t.Any]]:
-    """One row per check from the ``uri`` loop's results (each with its check as ``item``): check,
+    """One row per check from the results of ``http_checks`` (or a ``uri`` loop) (each with its check as ``item``): check,
     expected, got, ok, and the failure pattern when not ok."""
     if isinstance(results, Mapping):
         results = results.get('results', [])
     if isinstance(results, str) or not isinstance(results, (list, tuple)):
-        raise AnsibleFilterError('health_rows expects the results of the uri loop over the checks, got %r' % (results,))
+        raise AnsibleFilterError('health_rows expects the results of http_checks (or a uri loop) over the checks, got %r' % (results,))
     rows = []
     for result in results:
         check = result['item']

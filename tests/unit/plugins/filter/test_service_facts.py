@@ -77,7 +77,10 @@ def test_role_verify_and_healthcheck_run_the_same_list(service):
                for play in plays)
     for path in (('roles', facts['role'], 'tasks', 'verify.yml'), ('playbooks', 'healthcheck.yml')):
         with open(os.path.join(REPO, *path), encoding='utf-8') as handle:
-            assert 'ansible.builtin.uri' not in handle.read(), path
+            text = handle.read()
+        assert 'ansible.builtin.uri' not in text and 'http_checks' not in text, path
+    probes = [task for task in _yaml('roles', 'health_checks', 'tasks', 'main.yml') if 'alcf.mlflow_globus.http_checks' in task]
+    assert len(probes) == 1 and probes[0]['alcf.mlflow_globus.http_checks']['checks'] == '{{ health_checks_list }}'
 
 
 def test_host_services_are_in_deploy_order():
@@ -185,7 +188,7 @@ def test_a_result_without_status_is_no_answer():
 
 
 def test_health_rows_wants_results():
-    with pytest.raises(AnsibleFilterError, match='results of the uri loop'):
+    with pytest.raises(AnsibleFilterError, match='results of http_checks'):
         health_rows('x', 'vm1')
 
 
