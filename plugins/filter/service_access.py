@@ -22,9 +22,10 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.alcf.mlflow_globus.plugins.filter.trust_inputs import every_address
-from ansible_collections.alcf.mlflow_globus.plugins.module_utils.service_facts import SERVICES
+from ansible_collections.alcf.mlflow_globus.plugins.module_utils.service_facts import (
+    LOOPBACK, SERVICES, co_located_with_nginx, listen_address)
 
-_LOOPBACK = ['127.0.0.1', '::1']
+_LOOPBACK = [LOOPBACK, '::1']
 
 
 def _as_network(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
@@ -47,6 +48,36 @@ def _entries(value: t.Any, what: str) -> list[str]:
     return [item.strip() for item in value]
 
 
+def _groups(groups: t.Any, what: str) -> Mapping[str, t.Any]:
+    if not isinstance(groups, Mapping):
+        raise AnsibleFilterError('%s expects the inventory\'s groups (the variable groups), got %r' % (what, groups))
+    return groups
+
+
+def nginx_co_located(inventory_hostname: t.Any, groups: t.Any) -> bool:
+    """Whether this host runs the public nginx too (the co-location rule: then its services listen on
+    loopback and need no firewall table)."""
+    return co_located_with_nginx(str(inventory_hostname), _groups(groups, 'nginx_co_located'))
+
+
+def service_listen_address(inventory_hostname: t.Any, groups: t.Any, facts: t.Any) -> str:
+    """Where a service on this host listens: loopback when nginx runs here too, else the host's
+    default IPv4 address (from its facts)."""
+    host = str(inventory_hostname)
+
+    def own_address() -> str:
+        address = (facts or {}).get('default_ipv4', {}).get('address') if isinstance(facts, Mapping) else None
+        if not address:
+            raise AnsibleFilterError(
+                'host %s is not an nginx host, so its services listen on its own address, but its facts give no '
+                'default IPv4 address (ansible_facts[\'default_ipv4\'] is empty: no default route?). Set the '
+                'service\'s listen address in the inventory (oauth2_proxy_listen_address, mlflow_globus_listen_address)'
+                % host)
+        return str(address)
+
+    return listen_address(host, _groups(groups, 'service_listen_address'), own_address)
+
+
 def nginx_peers(nginx_hosts: t.Any, hostvars: t.Any, inventory_hostname: str) -> list[str]:
     """Where the nginx hosts connect from, as the inventory says: loopback for this host itself,
     else the host's ``ansible_host`` or its inventory name. No nginx host at all: loopback."""
@@ -57,8 +88,8 @@ def nginx_peers(nginx_hosts: t.Any, hostvars: t.Any, inventory_hostname: str) ->
                                  % (nginx_hosts,))
     peers: list[str] = []
     for host in nginx_hosts:
-        if host == inventory_hostname:
-            address = '127.0.0.1'
+        if host == inventory_hostname:  # nginx beside the service: the co-location rule
+            address = LOOPBACK
         else:
             variables = hostvars[host] if host in hostvars else {}
             address = variables.get('ansible_host') if isinstance(variables, Mapping) else None
@@ -89,8 +120,8 @@ def service_upstreams(service_hosts: t.Any, hostvars: t.Any, inventory_hostname:
     for host in service_hosts:
         variables = hostvars[host] if host in hostvars else {}
         variables = variables if isinstance(variables, Mapping) else {}
-        if host == inventory_hostname:
-            address = '127.0.0.1'
+        if host == inventory_hostname:  # the service beside nginx: the co-location rule
+            address = LOOPBACK
         else:
             address = str(variables.get(prefix + '_listen_address') or '').strip()
             if every_address(address):
@@ -161,6 +192,8 @@ class FilterModule:
 
     def filters(self) -> dict[str, t.Callable[..., t.Any]]:
         return {
+            'nginx_co_located': nginx_co_located,
+            'service_listen_address': service_listen_address,
             'nginx_peers': nginx_peers,
             'service_upstreams': service_upstreams,
             'unresolved_names': unresolved_names,

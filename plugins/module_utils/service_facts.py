@@ -17,7 +17,8 @@ from __future__ import annotations
 import typing as t
 from urllib.parse import quote
 
-__all__ = ['SERVICES', 'CHECKS', 'SANDBOX', 'services_in_groups']
+__all__ = ['SERVICES', 'CHECKS', 'SANDBOX', 'LOOPBACK', 'NGINX_GROUP', 'services_in_groups', 'co_located_with_nginx',
+           'listen_address']
 
 # In the order site.yml deploys them: the VM services first, then the nginx in front of them.
 SERVICES: dict[str, dict[str, t.Any]] = {
@@ -156,6 +157,26 @@ CHECKS: dict[str, t.Callable[..., list[dict[str, t.Any]]]] = {
     'mlflow': _mlflow_checks,
     'external_nginx': _external_nginx_checks,
 }
+
+
+# The co-location rule, written once: a service on a host that also runs the public nginx listens on
+# loopback only (nginx reaches it there, nothing outside the host can), so it needs no firewall table
+# of its own; a service on a host of its own listens on the host's address, where the nginx hosts
+# reach it. The roles' listen-address and firewall defaults and the filters nginx_peers and
+# service_upstreams all ask these two functions.
+LOOPBACK = '127.0.0.1'
+NGINX_GROUP = SERVICES['external_nginx']['group']
+
+
+def co_located_with_nginx(host: str, groups: t.Mapping[str, t.Any]) -> bool:
+    """Whether ``host`` is one of the inventory's nginx hosts (``groups`` is Ansible's ``groups``)."""
+    return host in (groups.get(NGINX_GROUP) or [])
+
+
+def listen_address(host: str, groups: t.Mapping[str, t.Any], own_address: t.Callable[[], str]) -> str:
+    """Where a service on ``host`` listens: loopback beside nginx, else ``own_address()`` (called only
+    then, so a co-located host needs no address facts)."""
+    return LOOPBACK if co_located_with_nginx(host, groups) else own_address()
 
 
 def services_in_groups(group_names: t.Iterable[str]) -> list[str]:

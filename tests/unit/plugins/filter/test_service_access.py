@@ -9,11 +9,13 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.alcf.mlflow_globus.plugins.filter.service_access import (
-    FilterModule, ip_access_list, nginx_peers, service_upstreams, unresolved_names)
+    FilterModule, ip_access_list, nginx_co_located, nginx_peers, service_listen_address, service_upstreams,
+    unresolved_names)
 
 
 def test_filters_are_registered():
     assert FilterModule().filters() == {
+        'nginx_co_located': nginx_co_located, 'service_listen_address': service_listen_address,
         'nginx_peers': nginx_peers, 'service_upstreams': service_upstreams, 'unresolved_names': unresolved_names,
         'ip_access_list': ip_access_list}
 
@@ -129,3 +131,46 @@ def test_service_upstreams_wants_a_list():
 def test_service_upstreams_names_the_services_behind_nginx():
     with pytest.raises(AnsibleFilterError, match="'external_nginx' is not a service behind nginx; those are oauth2_proxy, mlflow"):
         service_upstreams(['vm1'], UPSTREAM_HOSTVARS, 'nginx1', 'external_nginx')
+
+
+GROUPS = {'external_nginx': ['nginx1', 'both'], 'mlflow': ['vm', 'both'], 'oauth2_proxy': ['vm', 'both']}
+FACTS = {'default_ipv4': {'address': '10.0.0.9'}}
+
+
+@pytest.mark.parametrize('host, co_located, address', [
+    ('both', True, '127.0.0.1'),
+    ('vm', False, '10.0.0.9'),
+])
+def test_the_co_location_rule(host, co_located, address):
+    assert nginx_co_located(host, GROUPS) is co_located
+    assert service_listen_address(host, GROUPS, FACTS) == address
+
+
+def test_co_located_needs_no_address_facts():
+    assert service_listen_address('both', GROUPS, {}) == '127.0.0.1'
+
+
+def test_no_nginx_group_is_never_co_located():
+    assert nginx_co_located('vm', {'mlflow': ['vm']}) is False
+
+
+@pytest.mark.parametrize('facts', [{}, {'default_ipv4': {}}, None])
+def test_a_host_without_an_address_is_told_what_to_set(facts):
+    with pytest.raises(AnsibleFilterError, match=r'host vm .*no\s+default IPv4 address.*mlflow_globus_listen_address'):
+        service_listen_address('vm', GROUPS, facts)
+
+
+def test_groups_must_be_the_groups():
+    with pytest.raises(AnsibleFilterError, match='groups'):
+        nginx_co_located('vm', ['vm'])
+
+
+def test_every_side_of_the_rule_agrees():
+    """The listen address, nginx's upstream for the service and the service's view of its peers say
+    loopback for the same host, and the host's address otherwise."""
+    hostvars = {'both': {}, 'vm': {'ansible_host': '10.0.0.9'}, 'nginx1': {'ansible_host': '10.0.0.5'}}
+    for host in ('both', 'vm'):
+        listen = service_listen_address(host, GROUPS, FACTS)
+        upstream = service_upstreams([host], hostvars, 'both', 'mlflow')[0].rsplit(':', 1)[0]
+        assert upstream == listen
+        assert ('127.0.0.1' in nginx_peers(GROUPS['external_nginx'], hostvars, host)) is nginx_co_located(host, GROUPS)
