@@ -22,7 +22,7 @@ PYTHON=${PYTHON:-python3}
 target=(--only-binary=:all: --implementation cp --python-version "$python_version" --abi "$abi")
 for glibc_minor in $(seq "$glibc_max" -1 5); do target+=(--platform "manylinux_2_${glibc_minor}_x86_64"); done
 for legacy in manylinux2014 manylinux2010 manylinux1; do target+=(--platform "${legacy}_x86_64"); done
-dir=$CACHE_DIR/wheels/mlflow-$MLFLOW_VERSION+$MLFLOW_PREVIOUS_VERSION-$(printf %s "$POSTGRES_DRIVER" | tr -cs 'A-Za-z0-9.' -)-$abi-manylinux_2_${glibc_max}_x86_64
+dir=$CACHE_DIR/wheels/mlflow-auth-$MLFLOW_VERSION+$MLFLOW_PREVIOUS_VERSION-$(printf %s "$POSTGRES_DRIVER" | tr -cs 'A-Za-z0-9.' -)-$abi-manylinux_2_${glibc_max}_x86_64
 if [ -d "$dir" ]; then echo "$dir"; exit 0; fi
 
 log "mlflow wheelhouse: downloading mlflow $MLFLOW_VERSION and $MLFLOW_PREVIOUS_VERSION for $abi (about 200 MB)"
@@ -32,7 +32,7 @@ trap 'rm -rf "$work"' EXIT
 # One resolution per MLflow release: the two pins conflict in a single one.
 for version in "$MLFLOW_VERSION" "$MLFLOW_PREVIOUS_VERSION"; do
   "$PYTHON" -m pip download --quiet --disable-pip-version-check "${target[@]}" --dest "$work" \
-    "mlflow==$version" "$POSTGRES_DRIVER" >&2
+    "mlflow[auth]==$version" "$POSTGRES_DRIVER" >&2
 done
 chmod 0755 "$work"
 mv "$work" "$dir"

@@ -41,6 +41,9 @@ SERVICES: dict[str, dict[str, t.Any]] = {
         'checks_var': '_mlflow_globus_health_checks',
         'unit': 'mlflow-globus',
         'name': 'MLflow',
+        # The header nginx sets to the signed-in email (from oauth2-proxy's answer), and the only
+        # identity MLflow's auth app believes: mlflow_globus_auth.py reads it.
+        'identity_header': 'X-Forwarded-Email',
         'prefix': 'mlflow_globus',
         'ports': {'mlflow_globus_port': 8080},
         'upstream_port': 'mlflow_globus_port',
@@ -119,14 +122,15 @@ def _oauth2_proxy_checks(url: str, issuer: str, redirect_url: str) -> list[dict[
     ]
 
 
-def _mlflow_checks(url: str, public_host: str, version: str) -> list[dict[str, t.Any]]:
+def _mlflow_checks(url: str, public_host: str, version: str, identity: t.Any) -> list[dict[str, t.Any]]:
     return [
         {'name': 'MLflow %s/health' % url, 'url': url + '/health', 'expect': [200]},
         {'name': 'MLflow %s/version is %s' % (url, version), 'url': url + '/version', 'expect': [200],
          'content': version},
-        # MLflow answers a Host its --allowed-hosts does not list with 403.
-        {'name': 'MLflow %s/ (Host: %s)' % (url, public_host), 'url': url + '/', 'host': public_host,
-         'expect': [200]},
+        # MLflow answers a Host its --allowed-hosts does not list with 403; with identity on, a request
+        # without nginx's identity header (this one) gets 401 from the auth app.
+        {'name': 'MLflow %s/ (Host: %s%s)' % (url, public_host, ', no signed-in user' if identity else ''),
+         'url': url + '/', 'host': public_host, 'expect': [401] if identity else [200]},
     ]
 
 

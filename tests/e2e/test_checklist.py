@@ -27,8 +27,12 @@ def test_vm_mlflow_answers_the_public_host_only(site):
     # The checklist: ":8080 / may be 403 direct access (acceptable)". MLflow answers the public host
     # (as nginx forwards it) and localhost; the VM's own names only if the inventory asks
     # (mlflow_globus_allowed_hosts_own_names), so a direct call by the VM's address is 403.
+    # With identity on, MLflow's auth app also wants the signed-in user that nginx passes.
     url = 'http://%s:8080/' % site['vm_address']
-    assert curl_in(site['vm'], url, head=True, headers=['Host: %s' % site['public_host']]).status == 200
+    signed_in = ['Host: %s' % site['public_host'], 'X-Forwarded-Email: %s' % site['allowed'][0]]
+    # GET: MLflow's auth app refuses HEAD / (403) even for a signed-in user.
+    assert curl_in(site['vm'], url, headers=signed_in).status == 200
+    assert curl_in(site['vm'], url, headers=['Host: %s' % site['public_host']]).status == 401
     assert curl_in(site['vm'], url, head=True).status == 403
     assert curl_in(site['vm'], url, head=True, headers=['Host: evil.example']).status == 403
 

@@ -17,6 +17,12 @@ PORTS = [pytest.param(*MLFLOW, id='mlflow-8080'), pytest.param(*OAUTH2, id='oaut
 FIREWALLS = ['alcf-service-firewall@oauth2_proxy.service', 'alcf-service-firewall@mlflow_globus.service']
 
 
+def as_nginx(site):
+    """The headers nginx sends: the public Host, and the signed-in user that MLflow's auth app believes.
+    Whoever reaches the port can send them too, which is why only nginx may reach it."""
+    return ['Host: %s' % site['public_host'], 'X-Forwarded-Email: %s' % site['allowed'][0]]
+
+
 def vm(site, *argv):
     out = subprocess.run(['podman', 'exec', site['vm'], *argv], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -62,7 +68,7 @@ def test_a_third_host_gets_no_answer(site, port, path):
 
 
 def test_nginx_gets_the_data(site):
-    r = curl_in(site['nginx'], url(site, *MLFLOW), headers=['Host: %s' % site['public_host']])
+    r = curl_in(site['nginx'], url(site, *MLFLOW), headers=as_nginx(site))
     print('%s -> %s: %r' % (site['nginx'], url(site, *MLFLOW), r))
     assert r.status == 200 and '"experiments"' in r.body, r
 
@@ -75,8 +81,8 @@ def test_nginx_gets_the_sign_in_redirect(site):
 
 @pytest.mark.parametrize('port, path', PORTS)
 def test_on_the_vm_root_is_answered_and_nobody_refused(site, port, path):
-    root = curl_in(site['vm'], url(site, port, path), headers=['Host: %s' % site['public_host']])
-    nobody = curl_in(site['vm'], url(site, port, path), user='nobody', headers=['Host: %s' % site['public_host']])
+    root = curl_in(site['vm'], url(site, port, path), headers=as_nginx(site))
+    nobody = curl_in(site['vm'], url(site, port, path), user='nobody', headers=as_nginx(site))
     print('vm as root: %r; vm as nobody: %r' % (root, nobody))
     assert root.status in (200, 302), root
     assert nobody.status is None and nobody.rc == 7, nobody  # the table's reject: connection refused
@@ -92,8 +98,9 @@ def test_systemd_alone_refuses_a_third_host(site, firewall_stopped, port, path):
 @pytest.mark.parametrize('port, path', PORTS)
 def test_without_the_firewall_a_local_user_is_answered(site, firewall_stopped, port, path):
     # What docs/architecture.md says: systemd's filter lets loopback and the host's own addresses in,
-    # so only the nftables table keeps a local unprivileged user out.
-    r = curl_in(site['vm'], url(site, port, path), user='nobody', headers=['Host: %s' % site['public_host']])
+    # so only the nftables table keeps a local unprivileged user out - who could otherwise claim any
+    # identity to MLflow, as nginx does.
+    r = curl_in(site['vm'], url(site, port, path), user='nobody', headers=as_nginx(site))
     assert r.status in (200, 302), r
 
 

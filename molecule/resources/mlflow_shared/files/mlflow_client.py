@@ -10,6 +10,9 @@
       write metrics until the server refuses (its disk is full); print the refusal's HTTP status
       and message, and exit non-zero if it never refused
 
+With --identity EMAIL every request carries the header nginx sets for a signed-in user
+(X-Forwarded-Email), as nginx would: this client stands where the public nginx does.
+
 Exits non-zero, naming every difference, when the server lost or changed anything.
 """
 
@@ -24,6 +27,23 @@ import time
 import requests
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.request_header.abstract_request_header_provider import RequestHeaderProvider
+from mlflow.tracking.request_header.registry import _request_header_provider_registry
+
+IDENTITY_HEADERS = {}
+
+
+class _NginxIdentity(RequestHeaderProvider):
+    """The header nginx adds after the sign-in check, on every request of MLflow's client."""
+
+    def in_context(self):
+        return bool(IDENTITY_HEADERS)
+
+    def request_headers(self):
+        return dict(IDENTITY_HEADERS)
+
+
+_request_header_provider_registry.register(_NginxIdentity)
 
 
 def _sha256(path):
@@ -122,7 +142,7 @@ def fill(uri, batches=200):
     now = int(time.time() * 1000)
 
     def post(path, body):
-        reply = requests.post(f"{api}/{path}", json=body, timeout=60)
+        reply = requests.post(f"{api}/{path}", json=body, headers=IDENTITY_HEADERS, timeout=60)
         if reply.status_code != 200:
             raise Refused(path, reply.status_code, reply.text[:2000])
         return reply.json()
@@ -145,7 +165,10 @@ def main():
     parser.add_argument("--uri", required=True, help="tracking server URL, e.g. http://10.88.0.5:8080")
     parser.add_argument("--state", required=True, help="JSON file of recorded runs")
     parser.add_argument("--label", default="run")
+    parser.add_argument("--identity", default="", help="the signed-in email nginx would pass (X-Forwarded-Email)")
     args = parser.parse_args()
+    if args.identity:
+        IDENTITY_HEADERS["X-Forwarded-Email"] = args.identity
     client = MlflowClient(tracking_uri=args.uri)
 
     recorded = []

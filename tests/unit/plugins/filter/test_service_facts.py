@@ -21,7 +21,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.d
 SETTINGS = {
     'oauth2_proxy': {'url': 'http://10.0.0.5:8081', 'issuer': 'https://auth.globus.org/',
                      'redirect_url': 'https://mlflow.example.org/oauth2/callback'},
-    'mlflow': {'url': 'http://10.0.0.5:8080', 'public_host': 'mlflow.example.org', 'version': '3.17.2'},
+    'mlflow': {'url': 'http://10.0.0.5:8080', 'public_host': 'mlflow.example.org', 'version': '3.17.2', 'identity': True},
     'external_nginx': {'https_port': 443, 'http_port': 80, 'public_host': 'mlflow.example.org',
                        'issuer': 'https://auth.globus.org', 'callback_codes': [403, 500]},
 }
@@ -133,9 +133,16 @@ def test_external_nginx_checks_use_the_ports_and_callback_codes():
 
 
 def test_missing_and_unknown_settings_are_named():
-    with pytest.raises(AnsibleFilterError, match=r"takes the settings url, public_host, version; missing or empty: "
-                                                 r"version; unknown: port"):
+    with pytest.raises(AnsibleFilterError, match=r"takes the settings url, public_host, version, identity; missing or "
+                                                 r"empty: version, identity; unknown: port"):
         health_checks('mlflow', url='http://x:8080', public_host='x', version='', port=8080)
+
+
+@pytest.mark.parametrize('identity, expect', [(True, [401]), (False, [200])])
+def test_mlflow_root_without_a_user_is_401_with_identity_on(identity, expect):
+    settings = dict(SETTINGS['mlflow'], identity=identity)
+    root = [check for check in health_checks('mlflow', **settings) if check['url'].endswith(':8080/')]
+    assert [check['expect'] for check in root] == [expect]
 
 
 def _result(check, **answer):

@@ -1,0 +1,129 @@
+"""Identity behind the door: each signed-in person is an MLflow user (MLflow's auth app, named by the
+email nginx passes after the sign-in check). Through the public nginx with real sessions and bearer
+tokens: what a user creates is theirs, others read it and get 403 on changes until granted, an admin
+may do anything, and neither a client's own user name nor a forged identity header changes who it is."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+
+import pytest
+import requests
+
+from conftest import id_token, sign_in
+
+API = '/api/2.0/mlflow'
+
+
+class User:
+    """A signed-in user calling MLflow's REST API through nginx with a bearer token."""
+
+    def __init__(self, site, email):
+        self.email, self.site = email, site
+        self.session = requests.Session()
+        self.session.verify = False
+        self.session.trust_env = False
+        self.session.headers['Authorization'] = 'Bearer ' + id_token(site, email)
+
+    def call(self, method, path, **kwargs):
+        return self.session.request(method, self.site['public_url'] + path, allow_redirects=False, timeout=30, **kwargs)
+
+
+@pytest.fixture(scope='module')
+def people(site):
+    alice, bob, carol = site['allowed'][:3]
+    return User(site, alice), User(site, bob), User(site, carol)
+
+
+@pytest.fixture(scope='module')
+def alices_work(people):
+    """An experiment and a registered model that alice created."""
+    alice = people[0]
+    tag = uuid.uuid4().hex[:8]
+    r = alice.call('POST', API + '/experiments/create', json={'name': 'alice-%s' % tag})
+    assert r.status_code == 200, r.text
+    experiment_id = r.json()['experiment_id']
+    r = alice.call('POST', API + '/registered-models/create', json={'name': 'alice-model-%s' % tag})
+    assert r.status_code == 200, r.text
+    return {'experiment_id': experiment_id, 'model': 'alice-model-%s' % tag, 'tag': tag}
+
+
+def test_each_token_is_its_own_user(people):
+    for person in people:
+        r = person.call('GET', API + '/users/current')
+        assert r.status_code == 200, r.text
+        assert r.json()['user']['username'] == person.email
+    assert [p.call('GET', API + '/users/current').json()['user']['is_admin'] for p in people] == [False, False, True]
+
+
+def test_a_browser_session_is_the_same_user_as_the_token(site, people):
+    alice = people[0]
+    r = sign_in(site, alice.email).get(site['public_url'] + '/ajax-api/2.0/mlflow/users/current', allow_redirects=False)
+    assert r.status_code == 200, r.text
+    assert r.json()['user']['username'] == alice.email
+
+
+def test_others_read_but_may_not_change(people, alices_work):
+    _, bob, _ = people
+    experiment = alices_work['experiment_id']
+    r = bob.call('GET', API + '/experiments/get', params={'experiment_id': experiment})
+    assert r.status_code == 200, r.text
+    assert bob.call('POST', API + '/experiments/update',
+                    json={'experiment_id': experiment, 'new_name': 'bob-was-here'}).status_code == 403
+    assert bob.call('POST', API + '/experiments/delete', json={'experiment_id': experiment}).status_code == 403
+    assert bob.call('POST', API + '/runs/create', json={'experiment_id': experiment}).status_code == 403
+    assert bob.call('GET', API + '/registered-models/get', params={'name': alices_work['model']}).status_code == 200
+    assert bob.call('PATCH', API + '/registered-models/update',
+                    json={'name': alices_work['model'], 'description': 'bob'}).status_code == 403
+    assert bob.call('DELETE', API + '/registered-models/delete', json={'name': alices_work['model']}).status_code == 403
+
+
+def test_a_forged_identity_header_changes_nothing(site, people, alices_work):
+    _, bob, _ = people
+    forged = {'X-Forwarded-Email': people[0].email, 'X-Auth-Request-Email': people[0].email,
+              'X-Forwarded-User': people[0].email, 'Remote-User': people[0].email}
+    r = bob.call('GET', API + '/users/current', headers=forged)
+    assert r.json()['user']['username'] == bob.email
+    r = bob.call('POST', API + '/experiments/update', headers=forged,
+                 json={'experiment_id': alices_work['experiment_id'], 'new_name': 'forged'})
+    assert r.status_code == 403, r.text
+
+
+def test_edit_once_granted_and_an_admin_may_do_anything(people, alices_work):
+    alice, bob, carol = people
+    experiment = alices_work['experiment_id']
+    # MLflow's own grant, by the owner (who may manage what she created).
+    r = alice.call('POST', '/api/3.0/mlflow/users/permissions/grant', json={
+        'username': bob.email, 'resource_type': 'experiment', 'resource_id': experiment, 'permission': 'EDIT'})
+    assert r.status_code == 200, r.text
+    assert bob.call('POST', API + '/experiments/update',
+                    json={'experiment_id': experiment, 'new_name': 'alice-%s-edited-by-bob' % alices_work['tag']}
+                    ).status_code == 200
+    assert bob.call('POST', API + '/experiments/delete', json={'experiment_id': experiment}).status_code == 403
+    assert carol.call('PATCH', API + '/registered-models/update',
+                      json={'name': alices_work['model'], 'description': 'carol, admin'}).status_code == 200
+    assert carol.call('POST', API + '/experiments/delete', json={'experiment_id': experiment}).status_code == 200
+
+
+CLIENT = textwrap.dedent('''
+    import json, mlflow
+    mlflow.set_experiment("e2e-identity-%s")
+    with mlflow.start_run(tags={"mlflow.user": "root"}) as run:
+        mlflow.log_metric("loss", 0.5)
+    got = mlflow.MlflowClient().get_run(run.info.run_id)
+    print(json.dumps({"user_id": got.info.user_id, "tag": got.data.tags.get("mlflow.user")}))
+''')
+
+
+def test_runs_carry_the_signed_in_email_whatever_the_client_says(site, people):
+    bob = people[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith('MLFLOW_')}
+    env.update(MLFLOW_TRACKING_URI=site['public_url'], MLFLOW_TRACKING_INSECURE_TLS='true',
+               MLFLOW_HTTP_REQUEST_MAX_RETRIES='0', USER='root', LOGNAME='root',  # the client's own user name
+               MLFLOW_TRACKING_TOKEN=bob.session.headers['Authorization'].split(' ', 1)[1])
+    out = subprocess.run([sys.executable, '-c', CLIENT % uuid.uuid4().hex[:8]], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {'user_id': bob.email, 'tag': bob.email}
