@@ -140,7 +140,7 @@ def test_missing_and_unknown_settings_are_named():
 
 @pytest.mark.parametrize('identity, expect', [(True, [401]), (False, [200])])
 def test_mlflow_root_without_a_user_is_401_with_identity_on(identity, expect):
-    settings = dict(SETTINGS['mlflow'], identity=identity)
+    settings = {**SETTINGS['mlflow'], 'identity': identity}
     root = [check for check in health_checks('mlflow', **settings) if check['url'].endswith(':8080/')]
     assert [check['expect'] for check in root] == [expect]
 
