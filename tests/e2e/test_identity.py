@@ -12,7 +12,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import id_token, sign_in
+from conftest import ansible_playbook, id_token, sign_in
 
 API = '/api/2.0/mlflow'
 
@@ -127,3 +127,64 @@ def test_runs_carry_the_signed_in_email_whatever_the_client_says(site, people):
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {'user_id': bob.email, 'tag': bob.email}
+
+
+def permissions_playbook(site, *args):
+    result = ansible_playbook(site, 'playbooks/permissions.yml', *args)
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_permissions_playbook_grants_revokes_and_survives_an_allowlist_removal(site, people):
+    alice, bob, _ = people
+    tag = uuid.uuid4().hex[:8]
+    experiment = 'alice-shared-%s' % tag
+    r = alice.call('POST', API + '/experiments/create', json={'name': experiment})
+    assert r.status_code == 200, r.text
+    experiment_id = r.json()['experiment_id']
+
+    def bob_renames():
+        return bob.call('POST', API + '/experiments/update',
+                        json={'experiment_id': experiment_id, 'new_name': experiment}).status_code
+
+    grant = json.dumps({'mlflow_globus_permissions': [{'user': bob.email, 'experiment': experiment, 'permission': 'EDIT'}]})
+    assert bob_renames() == 403
+    # Check mode changes nothing, and says what it would do.
+    rc, out = permissions_playbook(site, '-e', grant, '--check', '--diff')
+    assert rc == 0 and '(default) -> EDIT (create)' in out, out[-3000:]
+    assert bob_renames() == 403
+    rc, out = permissions_playbook(site, '-e', grant)
+    assert rc == 0 and 'changed=1' in out, out[-3000:]
+    assert bob_renames() == 200
+    rc, out = permissions_playbook(site, '-e', grant)
+    assert rc == 0 and 'changed=0' in out and 'EDIT -> EDIT (none)' in out, out[-3000:]
+
+    # Off the allowlist: refused at the door; back on it: the grant is still there.
+    from test_allowlist import set_allowlist
+    try:
+        set_allowlist(site, [alice.email])
+        assert bob_renames() == 401
+    finally:
+        set_allowlist(site, site['allowed'])
+    assert bob_renames() == 200
+
+    # One grant as plain variables (an AWX survey), revoking it.
+    rc, out = permissions_playbook(site, '-e', 'grant_user=%s' % bob.email, '-e', 'grant_experiment=%s' % experiment,
+                                   '-e', 'grant_state=absent')
+    assert rc == 0 and 'EDIT -> (default) (delete)' in out, out[-3000:]
+    assert bob_renames() == 403
+
+
+def test_permissions_playbook_refuses_unknown_names_and_changes_nothing(site, people):
+    bob = people[1]
+    bad = json.dumps({'mlflow_globus_permissions': [
+        {'user': bob.email, 'experiment': 'no-such-experiment-%s' % uuid.uuid4().hex[:6], 'permission': 'EDIT'},
+        {'user': 'mallory@example.org', 'registered_model': 'no-such-model', 'permission': 'READ'},
+        {'user': bob.email, 'experiment': 'x', 'permission': 'WRITE'}]})
+    rc, out = permissions_playbook(site, '-e', bad)
+    assert rc != 0
+    assert "permission must be one of READ, USE, EDIT, MANAGE, NO_PERMISSIONS, got 'WRITE'" in out, out[-3000:]
+    good_names_only = json.dumps({'mlflow_globus_permissions': json.loads(bad)['mlflow_globus_permissions'][:2]})
+    rc, out = permissions_playbook(site, '-e', good_names_only)
+    assert rc != 0
+    assert 'Nothing was changed' in out and "experiment 'no-such-experiment-" in out, out[-3000:]
+    assert "registered model 'no-such-model' does not exist" in out and 'no MLflow user mallory@example.org' in out
