@@ -4,17 +4,22 @@ Run as root, with the Python of one of the role's virtualenvs (`upgrade` migrate
 virtualenv's MLflow). It reads the store URI from the service's EnvironmentFile, so that the
 database password never appears on a command line, then becomes the service user, so that
 everything it writes belongs to the service. Where those are comes from the settings file the role
-writes beside it (mlflow-globus-store.json: env_file, backup_dir, service_user). For example:
+writes beside it (mlflow-globus-store.json: env_file, backup_dir, service_user, and auth_config when
+MLflow's auth app runs: its ini file names the auth database). For example:
 
   /opt/mlflow-globus/venv/bin/python /opt/mlflow-globus/mlflow-globus-store.py backup manual
 
   backup LABEL    consistent copy of the store (SQLite online backup, or pg_dump -Fc) as
                   <backup_dir>/mlflow-LABEL-<UTC time>.db|.dump; prints its
-                  path, or "none" when there is no store yet
-  restore PATH    put a backup back in place of the store (stop the service first)
+                  path, or "none" when there is no store yet. A SQLite auth database
+                  of its own is copied beside it (<same name>.auth.db); one inside the
+                  PostgreSQL store is in its dump already
+  restore PATH    put a backup back in place of the store (and the auth database copied
+                  beside it, if any; stop the service first)
   revision        the store's schema revision (Alembic), or "none"
-  upgrade         `mlflow db upgrade` of the store
+  upgrade         `mlflow db upgrade` of the store, then the auth database's own migration
 """
+import configparser
 import argparse
 import contextlib
 import datetime
@@ -62,6 +67,30 @@ def read_env_file(path):
     return env
 
 
+def read_auth_uri(path):
+    """The auth app's database URI from its ini file, or None without one."""
+    if not path:
+        return None
+    parser = configparser.ConfigParser()
+    if not parser.read(path, encoding="utf-8"):
+        raise SystemExit(f"{path} (the auth app's settings) cannot be read: run the mlflow_globus role again")
+    return parser["mlflow"]["database_uri"]
+
+
+def separate_sqlite(auth_url, url):
+    """The auth database's file when it is SQLite and not the store itself, else None."""
+    if auth_url is None or auth_url.get_backend_name() != "sqlite" or not auth_url.database:
+        return None
+    if url.get_backend_name() == "sqlite" and os.path.abspath(url.database or "") == os.path.abspath(auth_url.database):
+        return None
+    return auth_url.database
+
+
+def auth_copy_of(path):
+    """Where a backup's copy of the auth database goes: beside it, same name."""
+    return os.path.splitext(path)[0] + ".auth.db"
+
+
 def become_service_user(name):
     entry = pwd.getpwnam(name)
     os.setgroups([])
@@ -88,7 +117,7 @@ def sqlite_copy(source, destination):
         src.backup(dst)
 
 
-def backup(url, label, backup_dir):
+def backup(url, label, backup_dir, auth_url=None):
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     base = os.path.join(backup_dir, f"mlflow-{label}-{stamp}")
     if url.get_backend_name() == "sqlite":
@@ -100,17 +129,26 @@ def backup(url, label, backup_dir):
         path = base + ".dump"
         subprocess.run(["pg_dump", "--format=custom", "--file", path + ".partial"],
                        env=postgres_env(url), check=True)
+    auth_db = separate_sqlite(auth_url, url)
+    if auth_db and os.path.exists(auth_db):
+        sqlite_copy(auth_db, auth_copy_of(path) + ".partial")
+        os.replace(auth_copy_of(path) + ".partial", auth_copy_of(path))
+    # The store's copy last: a backup whose path exists is whole.
     os.replace(path + ".partial", path)
     return path
 
 
-def restore(url, path):
+def restore(url, path, auth_url=None):
     if url.get_backend_name() == "sqlite":
         sqlite_copy(path, url.database)
     else:
         subprocess.run(["pg_restore", "--clean", "--if-exists", "--single-transaction",
                         "--exit-on-error", "--no-owner", "--dbname", url.database, path],
                        env=postgres_env(url), check=True)
+    auth_db = separate_sqlite(auth_url, url)
+    if auth_db and os.path.exists(auth_copy_of(path)):
+        sqlite_copy(auth_copy_of(path), auth_db)
+        return f"restored {path} and {auth_copy_of(path)}"
     return f"restored {path}"
 
 
@@ -129,11 +167,18 @@ def revision(url, uri):
         engine.dispose()
 
 
-def upgrade(uri):
-    # Exactly `mlflow db upgrade <uri>`, with the URI from the environment file instead of argv.
+def upgrade(uri, auth_uri=None):
+    # Exactly `mlflow db upgrade <uri>`, with the URI from the environment file instead of argv;
+    # then the auth app's `python -m mlflow.server.auth db upgrade --url <auth uri>`, which MLflow
+    # would otherwise run at its first start, outside the backup-and-rollback of the upgrade.
     from mlflow.db import commands
 
     commands.main(args=["upgrade", uri], prog_name="mlflow db", standalone_mode=False)
+    if auth_uri:
+        from mlflow.server.auth.db import cli
+
+        cli.commands.main(args=["upgrade", "--url", auth_uri], prog_name="mlflow auth db", standalone_mode=False)
+        return "upgraded the store and the auth database"
     return "upgraded"
 
 
@@ -150,15 +195,19 @@ def main():
     settings = read_settings()
     uri = read_env_file(settings["env_file"])["MLFLOW_BACKEND_STORE_URI"]
     url = make_url(uri)
+    auth_uri = read_auth_uri(settings.get("auth_config"))
+    auth_url = make_url(auth_uri) if auth_uri else None
+    if auth_uri:  # MLflow's auth package reads its settings when it is imported
+        os.environ["MLFLOW_AUTH_CONFIG_PATH"] = settings["auth_config"]
     become_service_user(settings["service_user"])
     if args.action == "backup":
-        print(backup(url, args.argument, settings["backup_dir"]))
+        print(backup(url, args.argument, settings["backup_dir"], auth_url))
     elif args.action == "restore":
-        print(restore(url, args.argument))
+        print(restore(url, args.argument, auth_url))
     elif args.action == "revision":
         print(revision(url, uri))
     else:
-        print(upgrade(uri))
+        print(upgrade(uri, auth_uri))
 
 
 if __name__ == "__main__":

@@ -115,3 +115,40 @@ def test_bad_arguments_are_refused_before_anything_is_read(store, monkeypatch, c
         store.main()
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_auth_database_is_backed_up_and_restored_beside_the_store(store, tmp_path):
+    db, auth = tmp_path / 'mlflow.db', tmp_path / 'auth.db'
+    make_store(db, ['run'])
+    make_store(auth, ['alice@example.org'])
+    backups = tmp_path / 'backups'
+    backups.mkdir()
+    path = store.backup(sqlite_url(db), 'pre-upgrade', str(backups), sqlite_url(auth))
+    assert sorted(os.listdir(backups)) == sorted([os.path.basename(path), os.path.basename(path)[:-3] + '.auth.db'])
+    assert runs(str(path)[:-3] + '.auth.db') == ['alice@example.org']
+    with sqlite3.connect(auth) as live:
+        live.execute("INSERT INTO runs (name) VALUES ('bob@example.org')")
+    assert store.restore(sqlite_url(db), path, sqlite_url(auth)) == 'restored %s and %s' % (path, path[:-3] + '.auth.db')
+    assert runs(auth) == ['alice@example.org']
+
+
+@pytest.mark.parametrize('auth_name, copied', [('auth.db', True), ('mlflow.db', False)])
+def test_only_a_separate_sqlite_auth_database_is_copied(store, tmp_path, auth_name, copied):
+    make_store(tmp_path / 'mlflow.db', ['run'])
+    make_store(tmp_path / 'auth.db', ['u'])
+    path = store.backup(sqlite_url(tmp_path / 'mlflow.db'), 'x', str(tmp_path), sqlite_url(tmp_path / auth_name))
+    assert os.path.exists(path[:-3] + '.auth.db') is copied
+
+
+def test_a_postgresql_auth_database_is_in_the_stores_dump(store):
+    postgres = SimpleNamespace(database='mlflow', get_backend_name=lambda: 'postgresql')
+    assert store.separate_sqlite(postgres, postgres) is None
+
+
+def test_read_auth_uri(store, tmp_path):
+    ini = tmp_path / 'basic_auth.ini'
+    ini.write_text('[mlflow]\ndefault_permission = READ\ndatabase_uri = postgresql://u:p%%40@h/db\n')
+    assert store.read_auth_uri(str(ini)) == 'postgresql://u:p%40@h/db'
+    assert store.read_auth_uri('') is None
+    with pytest.raises(SystemExit, match='cannot be read'):
+        store.read_auth_uri(str(tmp_path / 'absent.ini'))
