@@ -1,0 +1,93 @@
+"""A training job that logs for longer than its ID token lives (clients/mlflow-globus-client): the MLflow
+client with MLFLOW_TRACKING_AUTH=globus renews the token from its source before it ends and finishes
+with every metric logged, as the service identity. The same job with one fixed token (MLFLOW_TRACKING_TOKEN)
+is refused once that token has ended, which shows the token really expires mid-run."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import REPO
+
+LIFETIME = 12  # seconds an ID token lives here (Globus: about 48 hours)
+STEPS = 30     # one metric a second: the run outlives two tokens
+SERVICE = 'svc-training@example.org'
+
+JOB = textwrap.dedent('''
+    import json, sys, time, mlflow
+    from mlflow import MlflowClient
+    mlflow.set_experiment("e2e-batch-job")
+    logged = 0
+    with mlflow.start_run() as run:
+        for step in range(%d):
+            try:
+                mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+                logged += 1
+            except Exception as exc:
+                print(json.dumps({"failed_at": step, "error": str(exc)[:300]}))
+                sys.exit(3)
+            time.sleep(1)
+    got = MlflowClient().get_run(run.info.run_id)
+    history = MlflowClient().get_metric_history(run.info.run_id, "loss")
+    print(json.dumps({"logged": logged, "stored": len(history), "user": got.info.user_id}))
+''' % STEPS)
+
+
+@pytest.fixture(scope='module')
+def client_package(tmp_path_factory):
+    """The client package, installed from this repository into a directory of its own (entry points included)."""
+    target = tmp_path_factory.mktemp('client')
+    out = subprocess.run([sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps', '--no-build-isolation',
+                          '--target', str(target), str(REPO / 'clients' / 'mlflow-globus-client')],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return target
+
+
+def job_env(site, client_package, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith('MLFLOW_')}
+    env.update(MLFLOW_TRACKING_URI=site['public_url'], MLFLOW_TRACKING_INSECURE_TLS='true',
+               MLFLOW_HTTP_REQUEST_MAX_RETRIES='0', PYTHONPATH=str(client_package), **extra)
+    return env
+
+
+def login(site, client_package, tmp_path):
+    count = tmp_path / 'tokens-issued'
+    command = [sys.executable, str(REPO / 'tests' / 'e2e' / 'stand_in_id_token.py'), site['issuer'], site['client_id'],
+               site['client_secret'], site['public_url'] + '/oauth2/callback', SERVICE, str(LIFETIME), str(count)]
+    token_file = tmp_path / 'token.json'
+    out = subprocess.run([sys.executable, '-m', 'mlflow_globus_client.cli', '--token-file', str(token_file),
+                          'command', '--', *command], env=job_env(site, client_package), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert 'signed in as %s' % SERVICE in out.stdout
+    assert oct(token_file.stat().st_mode & 0o777) == '0o600'
+    return token_file, count
+
+
+def test_a_job_outliving_its_token_logs_every_metric(site, client_package, tmp_path):
+    assert SERVICE in site['allowed'], 'the service identity must be on the allowlist like a person'
+    token_file, count = login(site, client_package, tmp_path)
+    env = job_env(site, client_package, MLFLOW_TRACKING_AUTH='globus', MLFLOW_GLOBUS_TOKEN_FILE=str(token_file),
+                  MLFLOW_GLOBUS_RENEW_MARGIN='4')
+    out = subprocess.run([sys.executable, '-c', JOB], env=env, capture_output=True, text=True, timeout=300)
+    print(out.stdout, out.stderr[-2000:])
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {'logged': STEPS, 'stored': STEPS, 'user': SERVICE}
+    issued = count.read_text().split()
+    # The login's token, then a new one before each ended: at least STEPS / LIFETIME renewals.
+    assert len(issued) >= 1 + STEPS // LIFETIME, issued
+
+
+def test_the_same_job_with_one_fixed_token_is_refused_when_it_ends(site, client_package, tmp_path):
+    token_file, _ = login(site, client_package, tmp_path)
+    token = json.loads(token_file.read_text())['id_token']
+    env = job_env(site, client_package, MLFLOW_TRACKING_TOKEN=token)
+    out = subprocess.run([sys.executable, '-c', JOB], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 3, out.stdout + out.stderr[-2000:]
+    failure = json.loads(out.stdout.strip().splitlines()[-1])
+    assert LIFETIME - 3 <= failure['failed_at'] <= LIFETIME + 3, failure
+    assert '401' in failure['error'], failure
