@@ -1,6 +1,7 @@
 """Bodies nginx reads before anyone signed in are bounded (external_nginx_unauthenticated_max_body_size),
 while a signed-in upload to MLflow may be larger (external_nginx_client_max_body_size)."""
 import hashlib
+import json
 import os
 import select
 import subprocess
@@ -96,7 +97,17 @@ def test_signed_in_upload_larger_than_the_limit(target, bearer):
     size = 4 * 1024 * 1024
     assert size > target.body_limit
     data = os.urandom(size)
-    path = '/api/2.0/mlflow-artifacts/artifacts/lockdown/%s.bin' % uuid.uuid4().hex
+    # MLflow's auth app lets a user write artifacts only under a run of an experiment they may change:
+    # the signed-in user's own.
+    auth = [('Authorization', 'Bearer %s' % bearer), ('Content-Type', 'application/json')]
+    created = target.request('POST', '/api/2.0/mlflow/experiments/create', headers=auth,
+                             body=json.dumps({'name': 'lockdown-upload-%s' % uuid.uuid4().hex}).encode())
+    assert created.status == 200, created
+    run = target.request('POST', '/api/2.0/mlflow/runs/create', headers=auth,
+                         body=json.dumps({'experiment_id': json.loads(created.body)['experiment_id']}).encode())
+    assert run.status == 200, run
+    artifact_uri = json.loads(run.body)['run']['info']['artifact_uri']  # mlflow-artifacts:/<exp>/<run>/artifacts
+    path = '/api/2.0/mlflow-artifacts/artifacts/%s/%s.bin' % (artifact_uri.split(':', 1)[1].strip('/'), uuid.uuid4().hex)
     started = time.monotonic()
     resp = target.request('PUT', path, headers=[('Authorization', 'Bearer %s' % bearer),
                                                 ('Content-Type', 'application/octet-stream')], body=data)
