@@ -18,8 +18,8 @@ description:
     C(permissions) and C(playbooks/permissions.yml) call this module).
   - Runs on the MLflow host, with the Python of MLflow's virtualenv (set C(ansible_python_interpreter) to
     C(<install dir>/venv/bin/python)); it uses MLflow's own auth and tracking stores. It reads the database
-    URIs from the auth app's ini file and the service's environment file as root, then drops its privileges
-    to O(service_user) before it opens a database, so that a SQLite file keeps the service's ownership.
+    URIs from the auth app's ini file and the service's environment file as root; a child process that has
+    become O(service_user) opens the databases, so that a SQLite file keeps the service's ownership.
   - Every entry is checked before anything is written - an unknown experiment or model, a user who has
     never signed in and is not in O(known_users), a bad permission - and all such entries are named in
     one failure.
@@ -137,6 +137,7 @@ created_users:
 """
 
 import configparser
+import json
 import os
 import pwd
 import secrets
@@ -277,6 +278,56 @@ def drop_privileges(user):
     os.environ['HOME'] = entry.pw_dir
 
 
+class Refused(Exception):
+    """Entries that cannot be applied; nothing was written."""
+
+    def __init__(self, msg, problems=None):
+        super().__init__(msg)
+        self.msg, self.problems = msg, problems or []
+
+
+class ChildSettings:
+    """What run() asks of the module, in the child process (which must not use AnsibleModule)."""
+
+    def __init__(self, check_mode, diff):
+        self.check_mode, self._diff = check_mode, diff
+
+    def fail_json(self, msg, problems=None):
+        raise Refused(msg, problems)
+
+
+def run_as(user, work):
+    """``work()`` in a child process that has become ``user``; its JSON-able result, or Refused raised
+    again here. The module itself stays root: Ansible's own code is in a payload only root may read."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(reader)
+        try:
+            drop_privileges(user)
+            answer = {'result': work()}
+        except Refused as exc:
+            answer = {'refused': exc.msg, 'problems': exc.problems}
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            answer = {'error': '%s: %s' % (type(exc).__name__, getattr(exc, 'message', None) or exc)}
+        with os.fdopen(writer, 'w', encoding='utf-8') as out:
+            json.dump(answer, out)
+        os._exit(0)  # pylint: disable=protected-access
+    os.close(writer)
+    with os.fdopen(reader, encoding='utf-8') as answer_in:
+        text = answer_in.read()
+    os.waitpid(pid, 0)
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = {'error': 'the child process as %s gave no answer' % user}
+    if 'refused' in answer:
+        raise Refused(answer['refused'], answer['problems'])
+    if 'error' in answer:
+        raise RuntimeError(answer['error'])
+    return answer['result']
+
+
 def run(module, stores, grants, known):
     problems, created = [], []
     for grant in grants:
@@ -354,12 +405,15 @@ def main():
                          % (module.params['auth_config'], module.params['env_file'], exc))
     if not tracking_uri:
         module.fail_json(msg='%s sets no MLFLOW_BACKEND_STORE_URI' % module.params['env_file'])
-    drop_privileges(module.params['service_user'])
+    settings = ChildSettings(module.check_mode, module._diff)
     try:
-        stores = Stores(auth_uri, tracking_uri)
-        module.exit_json(**run(module, stores, grants, known))
-    except MlflowException as exc:
-        module.fail_json(msg='MLflow: %s' % exc.message)
+        result = run_as(module.params['service_user'],
+                        lambda: run(settings, Stores(auth_uri, tracking_uri), grants, known))
+    except Refused as exc:
+        module.fail_json(msg=exc.msg, problems=exc.problems)
+    except RuntimeError as exc:
+        module.fail_json(msg='MLflow: %s' % exc)
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':

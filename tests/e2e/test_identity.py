@@ -182,7 +182,7 @@ def test_permissions_playbook_refuses_unknown_names_and_changes_nothing(site, pe
         {'user': bob.email, 'experiment': 'x', 'permission': 'WRITE'}]})
     rc, out = permissions_playbook(site, '-e', bad)
     assert rc != 0
-    assert "permission must be one of READ, USE, EDIT, MANAGE, NO_PERMISSIONS, got 'WRITE'" in out, out[-3000:]
+    assert 'value of permission must be one of: READ, USE, EDIT, MANAGE, NO_PERMISSIONS, got: WRITE' in out, out[-3000:]
     good_names_only = json.dumps({'mlflow_globus_permissions': json.loads(bad)['mlflow_globus_permissions'][:2]})
     rc, out = permissions_playbook(site, '-e', good_names_only)
     assert rc != 0

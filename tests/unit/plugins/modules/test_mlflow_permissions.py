@@ -167,3 +167,13 @@ def test_the_role_environment_file_reads_back(uri):
 def test_the_auth_ini_reads_back_a_percent():
     ini = '[mlflow]\ndefault_permission = READ\ndatabase_uri = postgresql://u:p%%40s@h/db\n'
     assert mp.read_auth_database_uri(ini) == 'postgresql://u:p%40s@h/db'
+
+
+def test_run_as_returns_the_childs_result_and_raises_its_refusal():
+    user = __import__('pwd').getpwuid(os.getuid()).pw_name
+    assert mp.run_as(user, lambda: {'answer': 42}) == {'answer': 42}
+    with pytest.raises(mp.Refused, match='Nothing was changed: x') as refused:
+        mp.run_as(user, lambda: mp.ChildSettings(False, False).fail_json('Nothing was changed: x', problems=['x']))
+    assert refused.value.problems == ['x']
+    with pytest.raises(RuntimeError, match='ZeroDivisionError'):
+        mp.run_as(user, lambda: 1 / 0)
