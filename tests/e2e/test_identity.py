@@ -45,7 +45,8 @@ def alices_work(people):
     r = alice.call('POST', API + '/experiments/create', json={'name': 'alice-%s' % tag})
     assert r.status_code == 200, r.text
     experiment_id = r.json()['experiment_id']
-    r = alice.call('POST', API + '/registered-models/create', json={'name': 'alice-model-%s' % tag})
+    r = alice.call('POST', API + '/registered-models/create', json={'name': 'alice-model-%s' % tag,
+                                                                    'tags': [{'key': 'mlflow.user', 'value': 'root'}]})
     assert r.status_code == 200, r.text
     return {'experiment_id': experiment_id, 'model': 'alice-model-%s' % tag, 'tag': tag}
 
@@ -63,6 +64,12 @@ def test_a_browser_session_is_the_same_user_as_the_token(site, people):
     r = sign_in(site, alice.email).get(site['public_url'] + '/ajax-api/2.0/mlflow/users/current', allow_redirects=False)
     assert r.status_code == 200, r.text
     assert r.json()['user']['username'] == alice.email
+
+
+def test_a_model_carries_its_creators_email_whatever_the_client_said(people, alices_work):
+    r = people[1].call('GET', API + '/registered-models/get', params={'name': alices_work['model']})
+    tags = {tag['key']: tag['value'] for tag in r.json()['registered_model'].get('tags', [])}
+    assert tags.get('mlflow.user') == people[0].email, r.text
 
 
 def test_others_read_but_may_not_change(people, alices_work):
@@ -112,8 +119,12 @@ CLIENT = textwrap.dedent('''
     mlflow.set_experiment("e2e-identity-%s")
     with mlflow.start_run(tags={"mlflow.user": "root"}) as run:
         mlflow.log_metric("loss", 0.5)
+        with mlflow.start_span("step") as span:
+            span.set_inputs({"x": 1})
     got = mlflow.MlflowClient().get_run(run.info.run_id)
-    print(json.dumps({"user_id": got.info.user_id, "tag": got.data.tags.get("mlflow.user")}))
+    trace = mlflow.get_trace(mlflow.get_last_active_trace_id())
+    print(json.dumps({"user_id": got.info.user_id, "tag": got.data.tags.get("mlflow.user"),
+                      "trace_user": trace.info.tags.get("mlflow.user")}))
 ''')
 
 
@@ -126,7 +137,7 @@ def test_runs_carry_the_signed_in_email_whatever_the_client_says(site, people):
     out = subprocess.run([sys.executable, '-c', CLIENT % uuid.uuid4().hex[:8]], env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {'user_id': bob.email, 'tag': bob.email}
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {'user_id': bob.email, 'tag': bob.email, 'trace_user': bob.email}
 
 
 def permissions_playbook(site, *args):

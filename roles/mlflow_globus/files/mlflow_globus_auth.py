@@ -12,8 +12,9 @@ table), so the header is the sign-in. This module turns it into MLflow's user:
 - ``authenticate`` is the ini file's ``authorization_function``. No header (or not an email): 401.
   The user is created in the auth database on first sight (a random password nobody knows: no one
   signs in to MLflow with a password here), and is an admin exactly when the inventory says so.
-- A run created through the service is the signed-in user's, whatever the client sent as its user
-  (the ``user_id`` field and the ``mlflow.user`` tag are rewritten before MLflow's handler reads them).
+- What a user creates through the REST API carries the signed-in email, whatever the client sent, rewritten
+  before MLflow's handler reads it: a run's ``user_id`` and ``mlflow.user`` tag; the ``mlflow.user`` tag of a
+  registered model, a model version and a trace (MLflow has no user field for those).
 - ``GET /version`` alone is answered without a sign-in, as MLflow without auth answers it: the health
   checks on the VM read the running release there. It runs as a user that no header can name.
 
@@ -35,7 +36,10 @@ DEFAULT_HEADER = 'X-Forwarded-Email'
 # The user that GET /version runs as: not an email, so no header can claim it.
 VERSION_READER = 'mlflow-globus-version-check'
 _EMAIL = re.compile(r'^[^@\s,]+@[^@\s,]+$')
-_RUN_CREATE = re.compile(r'^(?:/[^/]+)*/(?:api|ajax-api)/2\.0/mlflow/runs/create$')
+_API = r'^(?:/[^/]+)*/(?:api|ajax-api)/'
+_RUN_CREATE = re.compile(_API + r'2\.0/mlflow/runs/create$')
+_TAGGED_CREATE = re.compile(_API + r'2\.0/mlflow/(?:registered-models|model-versions)/create$')
+_TRACE_START = re.compile(_API + r'3\.0/mlflow/traces$')
 _USER_TAG = 'mlflow.user'
 
 # The users this process has made sure of, with the admin flag it set: one look at the auth database
@@ -73,17 +77,31 @@ def ensure_user(store: t.Any, username: str, is_admin: bool) -> None:
         _seen[username] = is_admin
 
 
-def claim_run(request: t.Any, username: str) -> None:
-    """Make a run-creating request's user the signed-in one. MLflow's handler reads the body with
+def _with_user_tag(tags: t.Any, username: str) -> list[t.Any]:
+    kept = [tag for tag in (tags if isinstance(tags, list) else []) if not (isinstance(tag, dict) and tag.get('key') == _USER_TAG)]
+    return kept + [{'key': _USER_TAG, 'value': username}]
+
+
+def claim_creation(request: t.Any, username: str) -> None:
+    """Make what a request creates the signed-in user's. MLflow's handlers read the body with
     ``get_json(force=True, silent=True)``, which werkzeug caches: the same dict, changed here."""
-    if request.method != 'POST' or not _RUN_CREATE.match(request.path):
+    if request.method != 'POST':
+        return
+    path = request.path
+    if not (_RUN_CREATE.match(path) or _TAGGED_CREATE.match(path) or _TRACE_START.match(path)):
         return
     body = request.get_json(force=True, silent=True)
     if not isinstance(body, dict):
         return
-    body['user_id'] = username
-    tags = [tag for tag in body.get('tags') or [] if not (isinstance(tag, dict) and tag.get('key') == _USER_TAG)]
-    body['tags'] = tags + [{'key': _USER_TAG, 'value': username}]
+    if _TRACE_START.match(path):
+        info = (body.get('trace') or {}).get('trace_info') if isinstance(body.get('trace'), dict) else None
+        if isinstance(info, dict):
+            tags = info.get('tags') if isinstance(info.get('tags'), dict) else {}
+            info['tags'] = dict(tags, **{_USER_TAG: username})
+        return
+    if _RUN_CREATE.match(path):
+        body['user_id'] = username
+    body['tags'] = _with_user_tag(body.get('tags'), username)
 
 
 def _unauthenticated() -> t.Any:
@@ -111,5 +129,5 @@ def authenticate() -> t.Any:
             return Authorization('basic', {'username': VERSION_READER})
         return _unauthenticated()
     ensure_user(_auth_store(), username, username in admins())
-    claim_run(request, username)
+    claim_creation(request, username)
     return Authorization('basic', {'username': username})

@@ -129,7 +129,7 @@ APP = Flask(__name__)
 def claim(auth):
     def run(path, body, username='alice@example.org', method='POST'):
         with APP.test_request_context(path, method=method, data=json.dumps(body), content_type='application/json'):
-            auth.claim_run(request, username)
+            auth.claim_creation(request, username)
             return request.get_json(force=True, silent=True)
     return run
 
@@ -149,9 +149,28 @@ def test_a_run_without_user_or_tags_gets_both(claim):
 
 
 @pytest.mark.parametrize('path', ['/api/2.0/mlflow/runs/update', '/api/2.0/mlflow/experiments/create',
-                                  '/api/2.0/mlflow/runs/create/extra'])
+                                  '/api/2.0/mlflow/runs/create/extra', '/api/2.0/mlflow/registered-models/update'])
 def test_other_requests_are_left_alone(claim, path):
-    assert claim(path, {'user_id': 'root'}) == {'user_id': 'root'}
+    assert claim(path, {'user_id': 'root', 'tags': [{'key': 'mlflow.user', 'value': 'root'}]}) == {
+        'user_id': 'root', 'tags': [{'key': 'mlflow.user', 'value': 'root'}]}
+
+
+@pytest.mark.parametrize('path', ['/api/2.0/mlflow/registered-models/create', '/ajax-api/2.0/mlflow/model-versions/create'])
+def test_models_and_versions_carry_the_user_as_a_tag(claim, path):
+    body = claim(path, {'name': 'm', 'tags': [{'key': 'mlflow.user', 'value': 'root'}, {'key': 'stage', 'value': 'x'}]})
+    assert body == {'name': 'm', 'tags': [{'key': 'stage', 'value': 'x'}, {'key': 'mlflow.user', 'value': 'alice@example.org'}]}
+    assert 'user_id' not in body
+
+
+def test_a_trace_carries_the_user_as_a_tag(claim):
+    body = claim('/api/3.0/mlflow/traces', {'trace': {'trace_info': {'trace_id': 't', 'tags': {'mlflow.user': 'root', 'a': 'b'}}}})
+    assert body['trace']['trace_info']['tags'] == {'mlflow.user': 'alice@example.org', 'a': 'b'}
+    body = claim('/api/3.0/mlflow/traces', {'trace': {'trace_info': {'trace_id': 't'}}})
+    assert body['trace']['trace_info']['tags'] == {'mlflow.user': 'alice@example.org'}
+
+
+def test_only_a_post_is_rewritten(claim):
+    assert claim('/api/2.0/mlflow/runs/create', {'user_id': 'root'}, method='PUT') == {'user_id': 'root'}
 
 
 @pytest.fixture()
