@@ -122,6 +122,7 @@ CLIENT = textwrap.dedent('''
         with mlflow.start_span("step") as span:
             span.set_inputs({"x": 1})
     got = mlflow.MlflowClient().get_run(run.info.run_id)
+    mlflow.flush_trace_async_logging()  # the spans go out in the background
     trace = mlflow.get_trace(mlflow.get_last_active_trace_id())
     print(json.dumps({"user_id": got.info.user_id, "tag": got.data.tags.get("mlflow.user"),
                       "trace_user": trace.info.tags.get("mlflow.user")}))
