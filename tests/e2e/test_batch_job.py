@@ -9,12 +9,16 @@ import sys
 import textwrap
 
 import pytest
+import requests
 
 from conftest import REPO
 
 LIFETIME = 12  # seconds an ID token lives here (Globus: about 48 hours)
 STEPS = 30     # one metric a second: the run outlives two tokens
 SERVICE = 'svc-training@example.org'
+# The job's own confidential client (oauth2_proxy_service_client_ids in inventories/local): its ID tokens
+# name it as their audience, as a Globus client-credentials token names the service's client id.
+SERVICE_CLIENT = 'svc-training-client'
 
 JOB = textwrap.dedent('''
     import json, os, sys, time, mlflow
@@ -54,10 +58,10 @@ def job_env(site, client_package, **extra):
     return env
 
 
-def login(site, client_package, tmp_path):
+def login(site, client_package, tmp_path, client_id=SERVICE_CLIENT):
     count = tmp_path / 'tokens-issued'
-    command = [sys.executable, str(REPO / 'tests' / 'e2e' / 'stand_in_id_token.py'), site['issuer'], site['client_id'],
-               site['client_secret'], site['public_url'] + '/oauth2/callback', SERVICE, str(LIFETIME), str(count)]
+    command = [sys.executable, str(REPO / 'tests' / 'e2e' / 'stand_in_id_token.py'), site['issuer'], client_id,
+               'batch-client-secret', 'http://localhost/callback', SERVICE, str(LIFETIME), str(count)]
     token_file = tmp_path / 'token.json'
     out = subprocess.run([sys.executable, '-m', 'mlflow_globus_client.cli', '--token-file', str(token_file),
                           'command', '--', *command], env=job_env(site, client_package), capture_output=True, text=True)
@@ -92,3 +96,13 @@ def test_the_same_job_with_one_fixed_token_is_refused_when_it_ends(site, client_
     assert LIFETIME - 3 <= failure['failed_at'] <= LIFETIME + 3, failure
     # nginx's 401 for the API, as the MLflow client reports it.
     assert failure['error'].startswith('UNAUTHENTICATED: Not signed in'), failure
+
+
+def test_a_token_for_a_client_the_site_does_not_list_is_refused(site, client_package, tmp_path):
+    token_file, _ = login(site, client_package, tmp_path, client_id='unlisted-batch-client')
+    token = json.loads(token_file.read_text())['id_token']
+    session = requests.Session()
+    session.trust_env = False
+    reply = session.get(site['public_url'] + '/api/2.0/mlflow/experiments/search?max_results=1', verify=False,
+                        headers={'Authorization': 'Bearer ' + token}, timeout=10)
+    assert reply.status_code == 401, reply.text
