@@ -18,6 +18,12 @@ MLflow's auth app runs: its ini file names the auth database). For example:
                   beside it, if any; stop the service first)
   revision        the store's schema revision (Alembic), or "none"
   upgrade         `mlflow db upgrade` of the store, then the auth database's own migration
+  permissions     set the grants read as JSON from standard input ({"grants": [{user,
+                  resource: experiment|registered_model, name, permission or null}],
+                  "known_users": [...], "check": bool}) in the auth app's database, with
+                  MLflow's own stores; prints what each was and is as JSON. Exit 3, writing
+                  nothing, when an experiment, model or user is unknown (the module
+                  alcf.mlflow_globus.mlflow_permissions runs this)
 """
 import configparser
 import argparse
@@ -26,6 +32,7 @@ import datetime
 import json
 import os
 import pwd
+import secrets
 import sqlite3
 import subprocess
 import sys
@@ -182,9 +189,113 @@ def upgrade(uri, auth_uri=None):
     return "upgraded"
 
 
+class Refused(Exception):
+    """Grants naming what does not exist; nothing was written."""
+
+    def __init__(self, problems):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class PermissionStores:
+    """MLflow's auth store (grants) and tracking client (experiments, models), through their own APIs:
+    the *_experiment_permission and *_registered_model_permission methods MLflow 3.16 and 3.17 share."""
+
+    def __init__(self, auth_uri, tracking_uri):
+        from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+        from mlflow.tracking import MlflowClient
+
+        self.auth = SqlAlchemyStore()
+        self.auth.init_db(auth_uri)
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    def resource_id(self, resource, name):
+        from mlflow.exceptions import MlflowException
+
+        if resource == "experiment":
+            experiment = self.client.get_experiment_by_name(name)
+            return None if experiment is None else experiment.experiment_id
+        try:
+            return self.client.get_registered_model(name).name
+        except MlflowException:
+            return None
+
+    def has_user(self, user):
+        return self.auth.has_user(user)
+
+    def create_user(self, user):
+        # As the auth module does at a first sign-in: a password nobody knows (users sign in with Globus).
+        self.auth.create_user(user, secrets.token_urlsafe(32))
+
+    def permission(self, user, resource, ident):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return getattr(self.auth, f"get_{resource}_permission")(ident, user).permission
+        except MlflowException:
+            return None
+
+    def apply(self, grant):
+        kind = grant["resource"]
+        if grant["action"] == "delete":
+            getattr(self.auth, f"delete_{kind}_permission")(grant["id"], grant["user"])
+        else:
+            getattr(self.auth, f"{grant['action']}_{kind}_permission")(grant["id"], grant["user"], grant["after"])
+
+
+def plan(grants, current):
+    """Each grant with before, after and the action (create, update, delete, none); ``current`` maps
+    (user, resource, id) to the permission held now."""
+    planned = []
+    for grant in grants:
+        before = current.get((grant["user"], grant["resource"], grant["id"]))
+        after = grant["permission"]
+        if before == after:
+            action = "none"
+        elif after is None:
+            action = "delete"
+        elif before is None:
+            action = "create"
+        else:
+            action = "update"
+        planned.append(dict(grant, before=before, after=after, action=action))
+    return planned
+
+
+def set_permissions(stores, grants, known_users, check):
+    """Check every grant's experiment or model and user, then (unless ``check``) create the allowlisted
+    users who never signed in and write what differs. Raises Refused, before any write, naming each unknown."""
+    problems = []
+    for grant in grants:
+        grant["id"] = stores.resource_id(grant["resource"], grant["name"])
+        if grant["id"] is None:
+            problems.append(f"{grant['resource'].replace('_', ' ')} {grant['name']!r} does not exist (for {grant['user']})")
+    missing = [user for user in sorted({grant["user"] for grant in grants}) if not stores.has_user(user)]
+    unknown = [user for user in missing if user not in known_users]
+    if unknown:
+        problems.append(f"no MLflow user {', '.join(unknown)}: they have never signed in, and known_users "
+                        "(the allowlist) does not list them")
+    if problems:
+        raise Refused(problems)
+    current = {(g["user"], g["resource"], g["id"]): stores.permission(g["user"], g["resource"], g["id"])
+               for g in grants if g["user"] not in missing}
+    planned = plan(grants, current)
+    if not check:
+        for user in missing:
+            stores.create_user(user)
+        for grant in planned:
+            if grant["action"] != "none":
+                stores.apply(grant)
+    return {
+        "changed": bool(missing) or any(g["action"] != "none" for g in planned),
+        "grants": [{k: g[k] for k in ("user", "resource", "name", "id", "before", "after", "action")} for g in planned],
+        "created_users": missing,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["backup", "restore", "revision", "upgrade"])
+    parser.add_argument("action", choices=["backup", "restore", "revision", "upgrade", "permissions"])
     parser.add_argument("argument", nargs="?", help="backup: a label; restore: the backup's path")
     args = parser.parse_args()
     if args.action in ("backup", "restore") and not args.argument:
@@ -206,6 +317,16 @@ def main():
         print(restore(url, args.argument, auth_url))
     elif args.action == "revision":
         print(revision(url, uri))
+    elif args.action == "permissions":
+        if not auth_uri:
+            raise SystemExit("MLflow's auth app is off (mlflow_globus_identity): there are no permissions to set")
+        request = json.load(sys.stdin)
+        try:
+            print(json.dumps(set_permissions(PermissionStores(auth_uri, uri), request["grants"],
+                                             set(request["known_users"]), request["check"])))
+        except Refused as refused:
+            print(json.dumps({"refused": refused.problems}))
+            return 3
     else:
         print(upgrade(uri, auth_uri))
 

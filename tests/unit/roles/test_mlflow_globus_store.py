@@ -152,3 +152,95 @@ def test_read_auth_uri(store, tmp_path):
     assert store.read_auth_uri('') is None
     with pytest.raises(SystemExit, match='cannot be read'):
         store.read_auth_uri(str(tmp_path / 'absent.ini'))
+
+
+class Stores:
+    """Records what set_permissions asks of MLflow's stores."""
+
+    def __init__(self, users=(), experiments=None, models=(), grants=None):
+        self.users = set(users)
+        self.experiments = dict(experiments or {})
+        self.models = set(models)
+        self.grants = dict(grants or {})
+        self.writes = []
+
+    def resource_id(self, resource, name):
+        return self.experiments.get(name) if resource == 'experiment' else (name if name in self.models else None)
+
+    def has_user(self, user):
+        return user in self.users
+
+    def create_user(self, user):
+        self.writes.append(('create_user', user))
+        self.users.add(user)
+
+    def permission(self, user, resource, ident):
+        return self.grants.get((user, resource, ident))
+
+    def apply(self, grant):
+        self.writes.append((grant['action'], grant['user'], grant['id'], grant['after']))
+        key = (grant['user'], grant['resource'], grant['id'])
+        if grant['after'] is None:
+            del self.grants[key]
+        else:
+            self.grants[key] = grant['after']
+
+
+def grant(user, permission, experiment=None, model=None):
+    return {'user': user, 'resource': 'experiment' if experiment else 'registered_model',
+            'name': experiment or model, 'permission': permission}
+
+
+KNOWN = {'alice@example.org', 'bob@example.org'}
+
+
+@pytest.mark.parametrize('before, after, action', [
+    (None, 'EDIT', 'create'), ('READ', 'EDIT', 'update'), ('EDIT', 'EDIT', 'none'), ('EDIT', None, 'delete'),
+    (None, None, 'none'),
+])
+def test_plan(store, before, after, action):
+    planned = {'user': 'u@x.org', 'resource': 'experiment', 'name': 'e', 'id': '1', 'permission': after}
+    current = {('u@x.org', 'experiment', '1'): before} if before else {}
+    assert store.plan([planned], current)[0]['action'] == action
+
+
+def test_grants_are_applied_then_nothing_changes(store):
+    stores = Stores(users={'alice@example.org', 'bob@example.org'}, experiments={'alice-exp': '3'}, models={'m'})
+    wanted = [grant('bob@example.org', 'EDIT', experiment='alice-exp'), grant('bob@example.org', 'MANAGE', model='m')]
+    result = store.set_permissions(stores, [dict(g) for g in wanted], KNOWN, check=False)
+    assert result['changed'] is True
+    assert stores.grants == {('bob@example.org', 'experiment', '3'): 'EDIT',
+                             ('bob@example.org', 'registered_model', 'm'): 'MANAGE'}
+    assert [g['action'] for g in result['grants']] == ['create', 'create']
+    writes = len(stores.writes)
+    again = store.set_permissions(stores, [dict(g) for g in wanted], KNOWN, check=False)
+    assert again['changed'] is False and len(stores.writes) == writes
+
+
+def test_check_mode_writes_nothing(store):
+    stores = Stores(users={'bob@example.org'}, experiments={'e': '1'}, grants={('bob@example.org', 'experiment', '1'): 'READ'})
+    result = store.set_permissions(stores, [grant('bob@example.org', None, experiment='e'),
+                                            grant('alice@example.org', 'EDIT', experiment='e')], KNOWN, check=True)
+    assert result['changed'] is True and result['created_users'] == ['alice@example.org']
+    assert [g['action'] for g in result['grants']] == ['delete', 'create']
+    assert stores.writes == []
+
+
+def test_an_allowed_user_who_never_signed_in_is_created(store):
+    stores = Stores(experiments={'e': '1'})
+    result = store.set_permissions(stores, [grant('alice@example.org', 'READ', experiment='e')], KNOWN, check=False)
+    assert result['created_users'] == ['alice@example.org']
+    assert stores.writes[0] == ('create_user', 'alice@example.org')
+
+
+def test_unknown_users_experiments_and_models_are_refused_before_any_write(store):
+    stores = Stores(users={'bob@example.org'}, experiments={'e': '1'})
+    with pytest.raises(store.Refused) as refused:
+        store.set_permissions(stores, [grant('bob@example.org', 'EDIT', experiment='e'),
+                                       grant('bob@example.org', 'EDIT', experiment='nope'),
+                                       grant('mallory@example.org', 'READ', model='gone')], KNOWN, check=False)
+    assert refused.value.problems == [
+        "experiment 'nope' does not exist (for bob@example.org)",
+        "registered model 'gone' does not exist (for mallory@example.org)",
+        'no MLflow user mallory@example.org: they have never signed in, and known_users (the allowlist) does not list them']
+    assert stores.writes == []

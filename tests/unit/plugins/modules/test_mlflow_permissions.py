@@ -2,66 +2,21 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""mlflow_permissions' checking, planning and reading of the role's files, with MLflow's stores replaced
-by a recording stand-in (the module against MLflow's real stores runs in the split scenario's e2e tests)."""
+"""mlflow_permissions: the grants it checks before anything runs, what it asks the store tool, and how it
+reports the answer. The store tool stands in as a small script here; its own work on grants is tested in
+tests/unit/roles/test_mlflow_globus_store.py, and the whole against MLflow in the split scenario's e2e tests."""
 
 from __future__ import annotations
 
-import os
+import json
 import re
+import sys
 
-import jinja2
 import pytest
 
 from ansible_collections.alcf.mlflow_globus.plugins.modules import mlflow_permissions as mp
 
-
-class Failed(Exception):
-    pass
-
-
-class Module:
-    def __init__(self, check_mode=False, diff=False):
-        self.check_mode, self._diff = check_mode, diff
-
-    def fail_json(self, msg, **kwargs):
-        raise Failed(msg)
-
-
-class Stores:
-    def __init__(self, users=(), experiments=None, models=(), grants=None):
-        self.users = set(users)
-        self.experiments = dict(experiments or {})
-        self.models = set(models)
-        self.grants = dict(grants or {})
-        self.writes = []
-
-    def resource_id(self, resource, name):
-        return self.experiments.get(name) if resource == 'experiment' else (name if name in self.models else None)
-
-    def has_user(self, user):
-        return user in self.users
-
-    def create_user(self, user):
-        self.writes.append(('create_user', user))
-        self.users.add(user)
-
-    def permission(self, user, resource, ident):
-        return self.grants.get((user, resource, ident))
-
-    def apply(self, grant):
-        self.writes.append((grant['action'], grant['user'], grant['id'], grant['after']))
-        key = (grant['user'], grant['resource'], grant['id'])
-        if grant['after'] is None:
-            del self.grants[key]
-        else:
-            self.grants[key] = grant['after']
-
-
-def grants(*entries):
-    checked, problems, known = mp.check_grants(list(entries), ['alice@example.org', 'bob@example.org'])
-    assert not problems, problems
-    return checked, known
+from .utils import run_module
 
 
 @pytest.mark.parametrize('entry, problem', [
@@ -83,97 +38,77 @@ def test_every_bad_entry_is_named_at_once():
 
 
 def test_users_are_normalised_and_absent_needs_no_permission():
-    checked = grants({'user': ' Bob@Example.org ', 'experiment': 'e', 'state': 'absent'})[0]
-    assert checked == [{'user': 'bob@example.org', 'resource': 'experiment', 'name': 'e', 'state': 'absent',
-                        'permission': None}]
+    checked = mp.check_grants([{'user': ' Bob@Example.org ', 'experiment': 'e', 'state': 'absent'}], [])[0]
+    assert checked == [{'user': 'bob@example.org', 'resource': 'experiment', 'name': 'e', 'permission': None}]
 
 
-@pytest.mark.parametrize('before, after, action', [
-    (None, 'EDIT', 'create'), ('READ', 'EDIT', 'update'), ('EDIT', 'EDIT', 'none'), ('EDIT', None, 'delete'),
-    (None, None, 'none'),
-])
-def test_plan(before, after, action):
-    grant = {'user': 'u@x.org', 'resource': 'experiment', 'name': 'e', 'id': '1', 'permission': after}
-    current = {('u@x.org', 'experiment', '1'): before} if before else {}
-    assert mp.plan([grant], current)[0]['action'] == action
+@pytest.fixture()
+def store_tool(tmp_path):
+    """A stand-in for the store tool: keeps what it was asked, answers as told (rc, stdout, stderr)."""
+    asked, answer = tmp_path / 'asked.json', tmp_path / 'answer.json'
+    script = tmp_path / 'store-tool.py'
+    script.write_text(
+        'import json, sys\n'
+        'open(%r, "w").write(json.dumps({"argv": sys.argv[1:], "stdin": json.load(sys.stdin)}))\n'
+        'rc, out, err = json.load(open(%r))\n'
+        'print("a log line MLflow printed")\nprint(out)\nsys.stderr.write(err)\nsys.exit(rc)\n' % (str(asked), str(answer)))
+
+    def tool(rc, out, err=''):
+        answer.write_text(json.dumps([rc, out, err]))
+        return {'python': sys.executable, 'store_tool': str(script)}
+
+    tool.asked = lambda: json.loads(asked.read_text())
+    tool.was_asked = asked.exists
+    return tool
 
 
-def test_grants_are_applied_then_nothing_changes():
-    stores = Stores(users={'alice@example.org', 'bob@example.org'}, experiments={'alice-exp': '3'}, models={'m'})
-    checked, known = grants({'user': 'bob@example.org', 'experiment': 'alice-exp', 'permission': 'EDIT'},
-                            {'user': 'bob@example.org', 'registered_model': 'm', 'permission': 'MANAGE'})
-    result = mp.run(Module(diff=True), stores, checked, known)
-    assert result['changed'] is True
-    assert stores.grants == {('bob@example.org', 'experiment', '3'): 'EDIT', ('bob@example.org', 'registered_model', 'm'): 'MANAGE'}
-    assert result['summary'][0] == 'bob@example.org experiment alice-exp: (default) -> EDIT (create)'
+GRANTED = {'changed': True, 'created_users': [], 'grants': [
+    {'user': 'bob@example.org', 'resource': 'experiment', 'name': 'alice-exp', 'id': '3', 'before': None,
+     'after': 'EDIT', 'action': 'create'},
+    {'user': 'bob@example.org', 'resource': 'registered_model', 'name': 'm', 'id': 'm', 'before': 'READ',
+     'after': 'READ', 'action': 'none'}]}
+
+
+def test_the_tools_answer_is_reported_with_a_summary_and_a_diff(store_tool):
+    paths = store_tool(0, json.dumps(GRANTED))
+    failed, result = run_module(mp.main, dict(paths, grants=[
+        {'user': 'Bob@example.org', 'experiment': 'alice-exp', 'permission': 'EDIT'},
+        {'user': 'bob@example.org', 'registered_model': 'm', 'permission': 'READ'}],
+        known_users=['bob@example.org']), check_mode=True, diff=True)
+    assert not failed and result['changed'] is True
+    assert store_tool.asked() == {'argv': ['permissions'], 'stdin': {
+        'check': True, 'known_users': ['bob@example.org'], 'grants': [
+            {'user': 'bob@example.org', 'resource': 'experiment', 'name': 'alice-exp', 'permission': 'EDIT'},
+            {'user': 'bob@example.org', 'resource': 'registered_model', 'name': 'm', 'permission': 'READ'}]}}
+    assert result['summary'] == ['bob@example.org experiment alice-exp: (default) -> EDIT (create)',
+                                 'bob@example.org registered model m: READ -> READ (none)']
     assert result['diff'] == {'before': 'bob@example.org experiment alice-exp: (default)\n'
-                                        'bob@example.org registered_model m: (default)\n',
+                                        'bob@example.org registered_model m: READ\n',
                               'after': 'bob@example.org experiment alice-exp: EDIT\n'
-                                       'bob@example.org registered_model m: MANAGE\n'}
-    checked, known = grants({'user': 'bob@example.org', 'experiment': 'alice-exp', 'permission': 'EDIT'},
-                            {'user': 'bob@example.org', 'registered_model': 'm', 'permission': 'MANAGE'})
-    writes = len(stores.writes)
-    assert mp.run(Module(), stores, checked, known)['changed'] is False
-    assert len(stores.writes) == writes
+                                       'bob@example.org registered_model m: READ\n'}
 
 
-def test_check_mode_writes_nothing():
-    stores = Stores(users={'bob@example.org'}, experiments={'e': '1'}, grants={('bob@example.org', 'experiment', '1'): 'READ'})
-    checked, known = grants({'user': 'bob@example.org', 'experiment': 'e', 'state': 'absent'},
-                            {'user': 'alice@example.org', 'experiment': 'e', 'permission': 'EDIT'})
-    result = mp.run(Module(check_mode=True), stores, checked, known)
-    assert result['changed'] is True and result['created_users'] == ['alice@example.org']
-    assert [g['action'] for g in result['grants']] == ['delete', 'create']
-    assert stores.writes == []
+def test_a_refusal_names_every_unknown_and_says_nothing_changed(store_tool):
+    paths = store_tool(3, json.dumps({'refused': ["experiment 'nope' does not exist (for bob@example.org)",
+                                                  'no MLflow user mallory@example.org: ...']}))
+    failed, result = run_module(mp.main, dict(paths, grants=[{'user': 'bob@example.org', 'experiment': 'nope',
+                                                              'permission': 'EDIT'}]))
+    assert failed
+    assert result['msg'] == ("Nothing was changed: experiment 'nope' does not exist (for bob@example.org); "
+                             'no MLflow user mallory@example.org: ...')
+    assert len(result['problems']) == 2
 
 
-def test_an_allowed_user_who_never_signed_in_is_created():
-    stores = Stores(experiments={'e': '1'})
-    checked, known = grants({'user': 'alice@example.org', 'experiment': 'e', 'permission': 'READ'})
-    result = mp.run(Module(), stores, checked, known)
-    assert result['created_users'] == ['alice@example.org']
-    assert stores.writes[0] == ('create_user', 'alice@example.org')
+def test_a_failing_tool_is_reported_with_its_last_words(store_tool):
+    paths = store_tool(1, '', 'Traceback ...\nOperationalError: database is locked\n')
+    failed, result = run_module(mp.main, dict(paths, grants=[{'user': 'bob@example.org', 'experiment': 'e',
+                                                              'permission': 'EDIT'}]))
+    assert failed and result['rc'] == 1
+    assert result['msg'].endswith('permissions failed (rc 1): OperationalError: database is locked')
 
 
-def test_unknown_users_experiments_and_models_fail_before_any_write():
-    stores = Stores(users={'bob@example.org'}, experiments={'e': '1'})
-    checked, known = grants({'user': 'bob@example.org', 'experiment': 'e', 'permission': 'EDIT'},
-                            {'user': 'bob@example.org', 'experiment': 'nope', 'permission': 'EDIT'},
-                            {'user': 'mallory@example.org', 'registered_model': 'gone', 'permission': 'READ'})
-    with pytest.raises(Failed) as failed:
-        mp.run(Module(), stores, checked, known)
-    message = str(failed.value)
-    assert message.startswith('Nothing was changed')
-    assert "experiment 'nope' does not exist" in message
-    assert "registered model 'gone' does not exist" in message
-    assert 'no MLflow user mallory@example.org' in message
-    assert stores.writes == []
-
-
-@pytest.mark.parametrize('uri', ['sqlite:////var/lib/mlflow/mlflow.db',
-                                 'postgresql://mlflow:p%40ss"w`o$rd\\x@db.example.org:5432/mlflow'])
-def test_the_role_environment_file_reads_back(uri):
-    env = jinja2.Environment()
-    env.filters['regex_replace'] = lambda value, pattern, repl: re.sub(pattern, repl, value)
-    with open(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'roles', 'mlflow_globus', 'templates',
-                           'mlflow-globus.env.j2'), encoding='utf-8') as handle:
-        source = handle.read()
-    macro = source[source.index('{% macro quoted'):source.index('{%- endmacro %}') + len('{%- endmacro %}')]
-    text = env.from_string(macro + '\nMLFLOW_BACKEND_STORE_URI={{ quoted(uri) }}\n').render(uri=uri)
-    assert mp.read_env_value(text, 'MLFLOW_BACKEND_STORE_URI') == uri
-    assert mp.read_env_value(text, 'MISSING') is None
-
-
-def test_the_auth_ini_reads_back_a_percent():
-    ini = '[mlflow]\ndefault_permission = READ\ndatabase_uri = postgresql://u:p%%40s@h/db\n'
-    assert mp.read_auth_database_uri(ini) == 'postgresql://u:p%40s@h/db'
-
-
-def test_run_as_returns_the_childs_result_and_raises_its_refusal():
-    user = __import__('pwd').getpwuid(os.getuid()).pw_name
-    assert mp.run_as(user, lambda: {'answer': 42}) == {'answer': 42}
-    with pytest.raises(mp.Refused, match='Nothing was changed: x') as refused:
-        mp.run_as(user, lambda: mp.ChildSettings(False, False).fail_json('Nothing was changed: x', problems=['x']))
-    assert refused.value.problems == ['x']
-    with pytest.raises(RuntimeError, match='ZeroDivisionError'):
-        mp.run_as(user, lambda: 1 / 0)
+def test_bad_grants_fail_before_the_tool_runs(store_tool):
+    paths = store_tool(0, json.dumps(GRANTED))
+    failed, result = run_module(mp.main, dict(paths, grants=[{'user': 'bob@example.org', 'experiment': 'e'}]))
+    assert failed and result['msg'].startswith('Nothing was changed: grants[0] (bob@example.org): permission')
+    assert not store_tool.was_asked()
