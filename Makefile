@@ -4,13 +4,13 @@ SHELL := /bin/bash
 ENV := source .cache/env.sh &&
 SCENARIO ?= default
 
-.PHONY: help setup test lint sanity unit molecule molecule-all e2e demo demo-destroy docs clean build
+.PHONY: help setup test lint sanity unit controller molecule molecule-all e2e demo demo-destroy docs clean build
 
 help:
 	@echo "make demo          deploy the whole stack onto local containers and print the URL"
 	@echo "make demo-destroy  remove the demo containers"
 	@echo "make test          everything CI runs: lint, sanity, unit, every Molecule scenario"
-	@echo "make lint | sanity | unit | molecule SCENARIO=name | molecule-all | build | docs"
+	@echo "make lint | sanity | unit | controller | molecule SCENARIO=name | molecule-all | build | docs"
 
 # Re-run setup when its inputs change; `make setup` forces it (it is idempotent and cached).
 .cache/env.sh: requirements.txt $(wildcard tools/*.sh tools/*.conf)
@@ -31,6 +31,10 @@ sanity: .cache/env.sh
 
 unit: .cache/env.sh
 	$(ENV) pytest tests/unit tests/playbooks
+
+# A controller install alone, in a new virtualenv: ansible-core, the collection's tarball, its collections.
+controller: .cache/env.sh
+	$(ENV) pytest -p no:cacheprovider tests/controller
 
 molecule: .cache/env.sh
 	$(ENV) molecule test -s $(SCENARIO)

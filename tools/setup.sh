@@ -15,6 +15,8 @@ for release in "${DEBIAN_RELEASES[@]}"; do
 done
 "$REPO_ROOT/tools/oauth2-proxy-build.sh" >"$built/oauth2-proxy" & oauth2_proxy_job=$!
 venv=$("$REPO_ROOT/tools/venv.sh")
+# promtool (the tests check and unit-test the alert rules with it) from Debian's package, not installed.
+prometheus_dir=$("$REPO_ROOT/tools/promtool.sh")
 for release in "${DEBIAN_RELEASES[@]}"; do
   PYTHON="$venv/bin/python" "$REPO_ROOT/tools/mlflow-wheelhouse.sh" "$release" >"$built/wheelhouse-$release"
 done
@@ -59,5 +61,8 @@ export MLFLOW_GLOBUS_WHEELHOUSE="$(cat "$built/wheelhouse-bookworm")"
 export MLFLOW_GLOBUS_WHEELHOUSE_TRIXIE="$(cat "$built/wheelhouse-trixie")"
 export MLFLOW_GLOBUS_PREVIOUS_MLFLOW_VERSION="$MLFLOW_PREVIOUS_VERSION"
 export MLFLOW_GLOBUS_CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt"
+# Debian's promtool and prometheus, unpacked (tools/promtool.sh): tests/unit/prometheus, tests/playbooks.
+export MLFLOW_GLOBUS_PROMTOOL="$prometheus_dir/promtool"
+export MLFLOW_GLOBUS_PROMETHEUS="$prometheus_dir/prometheus"
 ENV
 log "setup done: venv $venv, images $image $image_trixie"

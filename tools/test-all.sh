@@ -4,7 +4,7 @@
 source "$(dirname "$0")/common.sh"
 cd "$REPO_ROOT"
 source .cache/env.sh
-stages=(lint sanity unit molecule-all)
+stages=(lint sanity unit controller molecule-all)
 summary=()
 passed=0 failed=0
 for stage in "${stages[@]}"; do

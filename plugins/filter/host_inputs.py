@@ -19,7 +19,9 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.alcf.mlflow_globus.plugins.module_utils.service_facts import SERVICES
+from ansible_collections.alcf.mlflow_globus.plugins.filter.metrics import switched_on
+from ansible_collections.alcf.mlflow_globus.plugins.module_utils.service_facts import (
+    EXPORTERS, SERVICES, exporters_in_groups)
 
 # The port variables of each role, by the inventory group that runs it, with the role's default.
 GROUP_PORTS: dict[str, dict[str, int]] = {facts['group']: facts['ports'] for facts in SERVICES.values()}
@@ -40,7 +42,9 @@ def port_conflicts(own: t.Any, host_vars: t.Any = None, host_groups: t.Any = Non
     """Problems with the ports of one host, each naming the variables and values: a port out of
     1-65535, or two variables on one port. ``own`` maps the calling role's port variables to the
     values it uses; the other roles of the host (``host_groups``, its ``group_names``) are read from
-    ``host_vars`` (``hostvars[inventory_hostname]``), or their defaults."""
+    ``host_vars`` (``hostvars[inventory_hostname]``), or their defaults. An exporter of the host's
+    groups that ``host_vars`` switches on (``oauth2_proxy_metrics``, ``mlflow_site_node_exporter``...)
+    has its port checked too."""
     if not isinstance(own, Mapping) or not own:
         raise AnsibleFilterError('port_conflicts expects a dict of port variables and values, got %r' % (own,))
     if host_vars is None:
@@ -57,6 +61,11 @@ def port_conflicts(own: t.Any, host_vars: t.Any = None, host_groups: t.Any = Non
             for name, default in GROUP_PORTS[group].items():
                 value = host_vars.get(name)
                 ports[name] = default if value is None else value
+    for exporter in exporters_in_groups(host_groups):
+        facts = EXPORTERS[exporter]
+        if switched_on(host_vars.get(facts['switch'], False)):
+            value = host_vars.get(facts['port_var'])
+            ports[facts['port_var']] = facts['port'] if value is None else value
     ports.update(own)
     problems = ['%s is %r, not a port number (1-65535)' % (name, value)
                 for name, value in ports.items() if _port(value) is None]

@@ -17,8 +17,8 @@ from __future__ import annotations
 import typing as t
 from urllib.parse import quote
 
-__all__ = ['SERVICES', 'CHECKS', 'SANDBOX', 'LOOPBACK', 'NGINX_GROUP', 'services_in_groups', 'co_located_with_nginx',
-           'listen_address']
+__all__ = ['SERVICES', 'CHECKS', 'SANDBOX', 'LOOPBACK', 'NGINX_GROUP', 'EXPORTERS', 'PROMETHEUS_SOURCES_VAR',
+           'TEXTFILE_DIR', 'services_in_groups', 'co_located_with_nginx', 'listen_address', 'exporters_in_groups']
 
 # In the order site.yml deploys them: the VM services first, then the nginx in front of them.
 SERVICES: dict[str, dict[str, t.Any]] = {
@@ -64,6 +64,81 @@ SERVICES: dict[str, dict[str, t.Any]] = {
         'logs': [{'file': 'nginx-error.log.txt', 'path': '/var/log/nginx/error.log'}],
     },
 }
+
+# The Prometheus exporters of the stack, each off unless the inventory switches it on, in the order of
+# SERVICES (then the host's own): the scrape job (its name is the contract with the alert rules of the
+# role prometheus_rules), the role that runs it and the groups whose hosts it runs on, its switch, its
+# port variable with the default, the variable of the address it listens on (the host's own address,
+# where the site's Prometheus reaches it; never loopback, never every address) and the unit that
+# serves it. Every exporter's port is dropped by an nftables table of its own (the role
+# service_access, table alcf_<table>) for every source but PROMETHEUS_SOURCES_VAR and loopback.
+EXPORTERS: dict[str, dict[str, t.Any]] = {
+    'oauth2_proxy': {
+        'job': 'mlflow_globus_oauth2_proxy',
+        'role': 'oauth2_proxy',
+        'groups': ['oauth2_proxy'],
+        'switch': 'oauth2_proxy_metrics',
+        'port_var': 'oauth2_proxy_metrics_port',
+        'port': 44180,
+        'address_var': 'oauth2_proxy_metrics_listen_address',
+        'sources_var': 'oauth2_proxy_metrics_sources',
+        'table': 'oauth2_proxy_metrics',
+        # oauth2-proxy's own metrics listener (metrics_address), served by the service itself.
+        'unit': 'oauth2-proxy',
+        'path': '/metrics',
+    },
+    'mlflow': {
+        'job': 'mlflow_globus_mlflow',
+        'role': 'mlflow_globus',
+        'groups': ['mlflow'],
+        'switch': 'mlflow_globus_metrics',
+        'port_var': 'mlflow_globus_metrics_port',
+        'port': 8082,
+        'address_var': 'mlflow_globus_metrics_listen_address',
+        'sources_var': 'mlflow_globus_metrics_sources',
+        'table': 'mlflow_globus_metrics',
+        # A sidecar reads MLflow's multiprocess metrics files (--expose-prometheus): MLflow's own /metrics
+        # is on its port, which only the nginx hosts may reach, behind an identity header they set.
+        'unit': 'mlflow-globus-metrics',
+        'path': '/metrics',
+    },
+    'external_nginx': {
+        'job': 'mlflow_globus_nginx',
+        'role': 'external_nginx',
+        'groups': ['external_nginx'],
+        'switch': 'external_nginx_metrics',
+        'port_var': 'external_nginx_metrics_port',
+        'port': 3903,
+        'address_var': 'external_nginx_metrics_listen_address',
+        'sources_var': 'external_nginx_metrics_sources',
+        'table': 'external_nginx_metrics',
+        # Debian's mtail, reading nginx's access log with the collection's program.
+        'unit': 'mtail',
+        'path': '/metrics',
+    },
+    'node': {
+        'job': 'mlflow_globus_node',
+        'role': 'node_exporter',
+        'groups': ['oauth2_proxy', 'mlflow', 'external_nginx'],
+        'switch': 'mlflow_site_node_exporter',
+        'port_var': 'node_exporter_port',
+        'port': 9100,
+        'address_var': 'node_exporter_listen_address',
+        'sources_var': 'node_exporter_sources',
+        'table': 'node_exporter',
+        # Debian's prometheus-node-exporter, with the textfile collector over TEXTFILE_DIR.
+        'unit': 'prometheus-node-exporter',
+        'path': '/metrics',
+    },
+}
+
+# The inventory's list of the site's Prometheus servers (addresses, networks or names): the only
+# sources, besides loopback, that reach an exporter.
+PROMETHEUS_SOURCES_VAR = 'mlflow_site_prometheus_sources'
+
+# node exporter's textfile collector (Debian's default): the certificate-expiry timer on the nginx
+# hosts and the backup job on the MLflow hosts write their *.prom files here.
+TEXTFILE_DIR = '/var/lib/prometheus/node-exporter'
 
 # The systemd sandbox of every service the collection runs (oauth2-proxy, MLflow), in unit-file order:
 # no privileges, devices, kernel or foreign namespaces; a read-only file system (the unit names what it
@@ -187,3 +262,9 @@ def services_in_groups(group_names: t.Iterable[str]) -> list[str]:
     """The services whose groups are among ``group_names``, in deploy order."""
     groups = set(group_names)
     return [name for name, facts in SERVICES.items() if facts['group'] in groups]
+
+
+def exporters_in_groups(group_names: t.Iterable[str]) -> list[str]:
+    """The exporters that may run on a host with these groups (on or off), in the order of EXPORTERS."""
+    groups = set(group_names)
+    return [name for name, facts in EXPORTERS.items() if groups.intersection(facts['groups'])]

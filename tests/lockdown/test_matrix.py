@@ -46,6 +46,9 @@ UNAUTHENTICATED = [
     ('server-info', get('/server-info'), 302),
     ('root', get('/'), 302),
     ('ping-is-not-public', get('/ping'), 302),
+    # MLflow's own Prometheus metrics (--expose-prometheus) are never served through nginx.
+    ('metrics', get('/metrics'), 404),
+    ('metrics-double-slash', get('//metrics'), 404),
     # Encodings, dots and slashes: nginx routes the decoded, normalised path, so all land in /api/.
     ('encoded-letter', get('/%61pi/2.0/mlflow/experiments/search'), 401),
     ('encoded-slashes', get('/api%2F2.0%2Fmlflow%2Fexperiments%2Fsearch'), 401),
@@ -122,6 +125,7 @@ SIGNED_IN = [
     ('signed-in-root', get('/', [('Cookie', '{session}')]), 200),
     ('signed-in-version', get('/version', [('Cookie', '{session}')]), 200),
     ('signed-in-health', get('/health', [('Cookie', '{session}')]), 200),
+    ('signed-in-metrics', get('/metrics', [('Cookie', '{session}')]), 404),
     ('signed-in-double-slash', get('//api/2.0/mlflow/experiments/search?max_results=1', [('Cookie', '{session}')]), 200),
     ('bearer-api-get', get(SEARCH, [('Authorization', 'Bearer {bearer}')]), 200),
     ('bearer-ajax-api', get(AJAX_SEARCH, [('Authorization', 'Bearer {bearer}')]), 200),

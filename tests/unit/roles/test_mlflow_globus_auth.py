@@ -8,23 +8,17 @@ recording stand-in here, MLflow's own in the Molecule scenarios."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 
 import pytest
 from flask import Flask, request
 
-MODULE = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'roles', 'mlflow_globus', 'files',
-                      'mlflow_globus_auth.py')
+from .conftest import role_file_module
 
 
 @pytest.fixture()
 def auth():
-    spec = importlib.util.spec_from_file_location('mlflow_globus_auth', MODULE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # a fresh module: nothing seen yet
-    return module
+    return role_file_module('mlflow_globus', 'mlflow_globus_auth.py', 'mlflow_globus_auth')  # fresh: nothing seen yet
 
 
 class Store:

@@ -7,23 +7,21 @@ databases. PostgreSQL and the schema checks run in the mlflow_* Molecule scenari
 
 from __future__ import annotations
 
-import importlib.util
+import io
 import json
 import os
 import sqlite3
+import tarfile
 from types import SimpleNamespace
 
 import pytest
 
-TOOL = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'roles', 'mlflow_globus', 'files', 'mlflow-globus-store.py')
+from .conftest import role_file_module
 
 
 @pytest.fixture(scope='module')
 def store():
-    spec = importlib.util.spec_from_file_location('mlflow_globus_store', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return role_file_module('mlflow_globus', 'mlflow-globus-store.py', 'mlflow_globus_store')
 
 
 def sqlite_url(path):
@@ -73,40 +71,181 @@ def runs(path):
         return [r[0] for r in db.execute('SELECT name FROM runs ORDER BY id')]
 
 
-def test_sqlite_backup_is_a_consistent_copy_while_a_writer_holds_the_store(store, tmp_path):
+@pytest.fixture
+def tool(store, monkeypatch):
+    """The tool with what needs MLflow's own packages (schema revision, release) stood in for."""
+    monkeypatch.setattr(store, 'revision', lambda url, uri: 'rev-head')
+    monkeypatch.setattr(store, 'mlflow_version', lambda venv=None: '3.17.2')
+    monkeypatch.setattr(store, 'known_revision', lambda uri: {'rev-old': 'older', 'rev-head': 'current'}.get)
+    return store
+
+
+def artifacts(root, files):
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+def tree(root):
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob('*')) if p.is_file()}
+
+
+def test_sqlite_backup_is_a_consistent_copy_while_a_writer_holds_the_store(tool, tmp_path):
     db = tmp_path / 'mlflow.db'
     make_store(db, ['a', 'b'])
     writer = sqlite3.connect(db)
     writer.execute("INSERT INTO runs (name) VALUES ('uncommitted')")  # an open write transaction
     try:
-        path = store.backup(sqlite_url(db), 'manual', str(tmp_path))
+        path = tool.backup(sqlite_url(db), 'uri', 'manual', str(tmp_path))
     finally:
         writer.rollback()
         writer.close()
-    assert os.path.basename(path).startswith('mlflow-manual-') and path.endswith('.db')
+    assert os.path.basename(path).startswith('mlflow-manual-')
     assert not os.path.exists(path + '.partial')
-    assert runs(path) == ['a', 'b']
+    assert runs(os.path.join(path, 'store.db')) == ['a', 'b']
+    manifest = json.load(open(os.path.join(path, 'manifest.json')))
+    assert {k: manifest[k] for k in ('format', 'label', 'mlflow_version', 'backend', 'revision')} == {
+        'format': 1, 'label': 'manual', 'mlflow_version': '3.17.2', 'backend': 'sqlite', 'revision': 'rev-head'}
+    assert list(manifest['files']) == ['store.db']
+    assert manifest['files']['store.db']['sha256'] == tool.sha256_of(os.path.join(path, 'store.db'))
 
 
-def test_sqlite_backup_without_a_store_is_none(store, tmp_path):
-    assert store.backup(sqlite_url(tmp_path / 'absent.db'), 'manual', str(tmp_path)) == 'none'
+def test_the_manifest_names_the_release_of_the_service_not_the_tools(store, tmp_path):
+    """An upgrade backs up the old release's store with the new release's tool."""
+    dist = tmp_path / 'venv' / 'lib' / 'python3.13' / 'site-packages' / 'mlflow-3.16.1.dist-info'
+    dist.mkdir(parents=True)
+    (dist / 'METADATA').write_text('Metadata-Version: 2.1\nName: mlflow\nVersion: 3.16.1\n')
+    assert store.mlflow_version(str(tmp_path / 'venv')) == '3.16.1'
+
+
+def test_sqlite_backup_without_a_store_is_none(tool, tmp_path):
+    assert tool.backup(sqlite_url(tmp_path / 'absent.db'), 'uri', 'manual', str(tmp_path)) == 'none'
     assert os.listdir(tmp_path) == []
 
 
-def test_sqlite_restore_puts_the_backup_back(store, tmp_path):
-    db = tmp_path / 'mlflow.db'
-    make_store(db, ['before'])
-    path = store.backup(sqlite_url(db), 'pre-upgrade', str(tmp_path))
+def make_service(tmp_path):
+    """A store, its auth database and artifacts, as a VM has them."""
+    db, auth, art, backups = tmp_path / 'mlflow.db', tmp_path / 'auth.db', tmp_path / 'artifacts', tmp_path / 'backups'
+    make_store(db, ['run-1'])
+    make_store(auth, ['alice@example.org'])
+    artifacts(art, {'1/abc/artifacts/model.pkl': 'weights', '1/abc/artifacts/plots/loss.png': 'png'})
+    backups.mkdir()
+    return db, auth, art, backups
+
+
+def test_restore_puts_store_auth_and_artifacts_back_and_keeps_what_it_replaced(tool, tmp_path):
+    db, auth, art, backups = make_service(tmp_path)
+    path = tool.backup(sqlite_url(db), 'uri', 'scheduled', str(backups), sqlite_url(auth), str(art))
+    assert sorted(json.load(open(os.path.join(path, 'manifest.json')))['files']) == ['artifacts.tar', 'auth.db', 'store.db']
+    # What happens after the backup, and is undone by the restore (yet kept aside).
     with sqlite3.connect(db) as live:
-        live.execute("INSERT INTO runs (name) VALUES ('after')")
-    assert runs(db) == ['before', 'after']
-    assert store.restore(sqlite_url(db), path) == 'restored %s' % path
-    assert runs(db) == ['before']
+        live.execute("INSERT INTO runs (name) VALUES ('run-2')")
+    with sqlite3.connect(auth) as live:
+        live.execute("INSERT INTO runs (name) VALUES ('bob@example.org')")
+    artifacts(art, {'1/def/artifacts/new.txt': 'new', '1/abc/artifacts/model.pkl': 'overwritten'})
+    result = tool.restore(sqlite_url(db), 'uri', path, str(backups), sqlite_url(auth), str(art))
+    assert runs(db) == ['run-1'] and runs(auth) == ['alice@example.org']
+    assert tree(art) == {'1/abc/artifacts/model.pkl': 'weights', '1/abc/artifacts/plots/loss.png': 'png'}
+    assert result['restored'] == path and result['parts'] == ['artifacts', 'auth', 'store']
+    aside = result['kept_aside']
+    assert os.path.basename(aside).startswith('mlflow-before-restore-')
+    assert runs(os.path.join(aside, 'store.db')) == ['run-1', 'run-2']
+    assert runs(os.path.join(aside, 'auth.db')) == ['alice@example.org', 'bob@example.org']
+
+
+def test_a_store_only_backup_leaves_the_artifacts_alone(tool, tmp_path):
+    db, auth, art, backups = make_service(tmp_path)
+    path = tool.backup(sqlite_url(db), 'uri', '3.16.1', str(backups), sqlite_url(auth), None)
+    artifacts(art, {'1/def/artifacts/new.txt': 'new'})
+    result = tool.restore(sqlite_url(db), 'uri', path, str(backups), sqlite_url(auth), str(art))
+    assert '1/def/artifacts/new.txt' in tree(art)
+    assert 'artifacts.tar' not in json.load(open(os.path.join(result['kept_aside'], 'manifest.json')))['files']
+
+
+def test_a_damaged_backup_is_refused_naming_the_file_and_nothing_changes(tool, tmp_path):
+    db, auth, art, backups = make_service(tmp_path)
+    path = tool.backup(sqlite_url(db), 'uri', 'scheduled', str(backups), sqlite_url(auth), str(art))
+    with open(os.path.join(path, 'auth.db'), 'ab') as damaged:
+        damaged.write(b'x')
+    with sqlite3.connect(db) as live:
+        live.execute("INSERT INTO runs (name) VALUES ('run-2')")
+    with pytest.raises(tool.Refused, match=r'auth.db: checksum differs from the manifest'):
+        tool.restore(sqlite_url(db), 'uri', path, str(backups), sqlite_url(auth), str(art))
+    assert runs(db) == ['run-1', 'run-2']
+    assert [os.path.basename(p) for p in tool.complete_backups(str(backups))] == [os.path.basename(path)]
+
+
+def test_a_backup_of_a_newer_schema_is_refused(tool, tmp_path):
+    db, auth, art, backups = make_service(tmp_path)
+    path = tool.backup(sqlite_url(db), 'uri', 'scheduled', str(backups))
+    manifest = json.load(open(os.path.join(path, 'manifest.json')))
+    manifest.update(revision='rev-of-a-newer-mlflow', mlflow_version='9.0.0')
+    json.dump(manifest, open(os.path.join(path, 'manifest.json'), 'w'))
+    with pytest.raises(tool.Refused, match='schema revision rev-of-a-newer-mlflow .MLflow 9.0.0., which the installed '
+                                           'MLflow 3.17.2 does not know'):
+        tool.check_backup(path, tool.known_revision('uri'))
+
+
+def test_an_older_schema_is_accepted_and_said(tool, tmp_path):
+    db, auth, art, backups = make_service(tmp_path)
+    path = tool.backup(sqlite_url(db), 'uri', 'x', str(backups))
+    manifest = json.load(open(os.path.join(path, 'manifest.json')))
+    json.dump(dict(manifest, revision='rev-old'), open(os.path.join(path, 'manifest.json'), 'w'))
+    assert tool.check_backup(path, tool.known_revision('uri'))['revision'] == 'rev-old'
+
+
+def test_not_a_backup_is_refused(tool, tmp_path):
+    with pytest.raises(tool.Refused, match='is not a backup of this tool'):
+        tool.check_backup(str(tmp_path), tool.known_revision('uri'))
+
+
+@pytest.mark.parametrize('name, kind', [('../escape', tarfile.REGTYPE), ('/etc/passwd', tarfile.REGTYPE),
+                                        ('link', tarfile.SYMTYPE)])
+def test_an_artifacts_tar_reaching_outside_is_refused(tool, tmp_path, name, kind):
+    path = tmp_path / 'artifacts.tar'
+    with tarfile.open(path, 'w') as tar:
+        member = tarfile.TarInfo(name)
+        member.type = kind
+        member.linkname = '/etc/passwd' if kind == tarfile.SYMTYPE else ''
+        tar.addfile(member, io.BytesIO(b''))
+    with tarfile.open(path) as tar, pytest.raises(tool.Refused, match='which is not a plain file inside the artifacts'):
+        tool.safe_members(tar)
+
+
+def test_keep_removes_the_labels_older_backups_only(tool, tmp_path, monkeypatch):
+    db, auth, art, backups = make_service(tmp_path)
+    stamps = iter(['20261201T000000Z', '20261202T000000Z', '20261203T000000Z', '20261204T000000Z'])
+    for label in ('scheduled', 'manual', 'scheduled', 'scheduled'):
+        stamp = next(stamps)
+        (backups / f'mlflow-{label}-{stamp}').mkdir()
+        (backups / f'mlflow-{label}-{stamp}' / 'manifest.json').write_text('{}')
+    (backups / 'mlflow-scheduled-20261205T000000Z.partial').mkdir()
+    kept = tool.backup(sqlite_url(db), 'uri', 'scheduled', str(backups), keep=2)
+    assert sorted(os.listdir(backups)) == sorted(['mlflow-manual-20261202T000000Z', 'mlflow-scheduled-20261204T000000Z',
+                                                  'mlflow-scheduled-20261205T000000Z.partial', os.path.basename(kept)])
+
+
+def test_newest_writes_the_textfile_metrics(tool, tmp_path):
+    db, auth, art, backups = make_service(tmp_path)
+    textfile = tmp_path / 'node-exporter' / 'mlflow_globus_backup.prom'
+    textfile.parent.mkdir()
+    assert tool.newest(str(backups), str(textfile), 93600) == {'path': None, 'created': None, 'age_seconds': None}
+    assert 'mlflow_globus_backup_last_success_timestamp_seconds 0\n' in textfile.read_text()
+    path = tool.backup(sqlite_url(db), 'uri', 'scheduled', str(backups), sqlite_url(auth), str(art))
+    found = tool.newest(str(backups), str(textfile), 93600)
+    manifest = json.load(open(os.path.join(path, 'manifest.json')))
+    assert found['path'] == path and 0 <= found['age_seconds'] < 60
+    text = textfile.read_text()
+    assert 'mlflow_globus_backup_last_success_timestamp_seconds %d\n' % manifest['created_unix'] in text
+    assert 'mlflow_globus_backup_max_age_seconds 93600\n' in text
+    assert 'mlflow_globus_backup_size_bytes %d\n' % sum(f['bytes'] for f in manifest['files'].values()) in text
+    assert oct(textfile.stat().st_mode & 0o777) == '0o644'
 
 
 @pytest.mark.parametrize('argv, message', [
     (['backup'], 'backup needs a label'),
     (['restore'], 'restore needs a path'),
+    (['check'], 'check needs a path'),
     (['drop'], "invalid choice: 'drop'"),
 ])
 def test_bad_arguments_are_refused_before_anything_is_read(store, monkeypatch, capsys, argv, message):
@@ -117,27 +256,12 @@ def test_bad_arguments_are_refused_before_anything_is_read(store, monkeypatch, c
     assert message in capsys.readouterr().err
 
 
-def test_the_auth_database_is_backed_up_and_restored_beside_the_store(store, tmp_path):
-    db, auth = tmp_path / 'mlflow.db', tmp_path / 'auth.db'
-    make_store(db, ['run'])
-    make_store(auth, ['alice@example.org'])
-    backups = tmp_path / 'backups'
-    backups.mkdir()
-    path = store.backup(sqlite_url(db), 'pre-upgrade', str(backups), sqlite_url(auth))
-    assert sorted(os.listdir(backups)) == sorted([os.path.basename(path), os.path.basename(path)[:-3] + '.auth.db'])
-    assert runs(str(path)[:-3] + '.auth.db') == ['alice@example.org']
-    with sqlite3.connect(auth) as live:
-        live.execute("INSERT INTO runs (name) VALUES ('bob@example.org')")
-    assert store.restore(sqlite_url(db), path, sqlite_url(auth)) == 'restored %s and %s' % (path, path[:-3] + '.auth.db')
-    assert runs(auth) == ['alice@example.org']
-
-
 @pytest.mark.parametrize('auth_name, copied', [('auth.db', True), ('mlflow.db', False)])
-def test_only_a_separate_sqlite_auth_database_is_copied(store, tmp_path, auth_name, copied):
+def test_only_a_separate_sqlite_auth_database_is_copied(tool, tmp_path, auth_name, copied):
     make_store(tmp_path / 'mlflow.db', ['run'])
     make_store(tmp_path / 'auth.db', ['u'])
-    path = store.backup(sqlite_url(tmp_path / 'mlflow.db'), 'x', str(tmp_path), sqlite_url(tmp_path / auth_name))
-    assert os.path.exists(path[:-3] + '.auth.db') is copied
+    path = tool.backup(sqlite_url(tmp_path / 'mlflow.db'), 'uri', 'x', str(tmp_path), sqlite_url(tmp_path / auth_name))
+    assert os.path.exists(os.path.join(path, 'auth.db')) is copied
 
 
 def test_a_postgresql_auth_database_is_in_the_stores_dump(store):

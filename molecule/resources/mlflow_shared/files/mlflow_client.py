@@ -9,6 +9,18 @@
   mlflow_client.py fill  --uri URI --state FILE
       write metrics until the server refuses (its disk is full); print the refusal's HTTP status
       and message, and exit non-zero if it never refused
+  mlflow_client.py dump  --uri URI --state FILE
+      read everything the server holds (every experiment, run with its params, tags, full metric
+      histories and artifacts' checksums, registered model and version with tags and aliases)
+      into FILE; print the counts and the SHA-256 of the whole
+  mlflow_client.py compare --uri URI --state FILE
+      read it all again and compare with FILE: exit non-zero naming each difference
+  mlflow_client.py stream --uri URI --state FILE --seconds N
+      log metric batches to one run for N seconds (a steady stream of writes, e.g. during a
+      backup); print how many were written and how many failed
+
+With --token TOKEN the client sends it as a bearer token (a signed-in user's ID token, through the
+public nginx); --insecure accepts a self-signed certificate.
 
 With --identity EMAIL every request carries the header nginx sets for a signed-in user
 (X-Forwarded-Email), as nginx would: this client stands where the public nginx does.
@@ -89,6 +101,78 @@ def snapshot(client, run_id):
     }
 
 
+def everything(client):
+    """All the server holds, in a canonical JSON-comparable form."""
+    from mlflow.entities import ViewType
+
+    experiments = sorted(client.search_experiments(view_type=ViewType.ALL), key=lambda e: e.experiment_id)
+    dump = {"experiments": {}, "runs": {}, "registered_models": {}}
+    for experiment in experiments:
+        dump["experiments"][experiment.experiment_id] = {
+            "name": experiment.name, "artifact_location": experiment.artifact_location,
+            "lifecycle_stage": experiment.lifecycle_stage, "tags": dict(sorted(experiment.tags.items()))}
+        for run in client.search_runs([experiment.experiment_id], run_view_type=ViewType.ALL, max_results=50000):
+            saved = snapshot(client, run.info.run_id)
+            saved["all_tags"] = dict(sorted(run.data.tags.items()))
+            saved["user_id"] = run.info.user_id
+            dump["runs"][run.info.run_id] = saved
+    for model in client.search_registered_models(max_results=1000):
+        versions = client.search_model_versions(f"name='{model.name}'", max_results=1000)
+        dump["registered_models"][model.name] = {
+            "description": model.description, "tags": dict(sorted(model.tags.items())),
+            "aliases": dict(sorted(getattr(model, "aliases", {}).items())),
+            "versions": {v.version: {"source": v.source, "run_id": v.run_id, "status": v.status,
+                                     "description": v.description, "tags": dict(sorted(v.tags.items()))}
+                         for v in sorted(versions, key=lambda v: int(v.version))}}
+    return dump
+
+
+def summary(dump):
+    canonical = json.dumps(dump, sort_keys=True, separators=(",", ":"))
+    runs = dump["runs"].values()
+    return {"experiments": len(dump["experiments"]), "runs": len(dump["runs"]),
+            "params": sum(len(r["params"]) for r in runs), "tags": sum(len(r["all_tags"]) for r in runs),
+            "metric_points": sum(len(h) for r in runs for h in r["metrics"].values()),
+            "artifacts": sum(len(r["artifacts"]) for r in runs),
+            "registered_models": len(dump["registered_models"]),
+            "model_versions": sum(len(m["versions"]) for m in dump["registered_models"].values()),
+            "sha256": hashlib.sha256(canonical.encode()).hexdigest()}
+
+
+def differences(was, now, path=""):
+    """Where two dumps differ, as readable paths."""
+    if isinstance(was, dict) and isinstance(now, dict):
+        found = []
+        for key in sorted(set(was) | set(now), key=str):
+            if key not in now:
+                found.append(f"{path}/{key}: missing now")
+            elif key not in was:
+                found.append(f"{path}/{key}: new")
+            else:
+                found += differences(was[key], now[key], f"{path}/{key}")
+        return found
+    return [] if was == now else [f"{path}: was {was!r}, now {now!r}"]
+
+
+def stream(client, seconds):
+    """Metric batches to one run for ``seconds``: (written, failures)."""
+    experiment_id = client.create_experiment(f"molecule-stream-{int(time.time() * 1000)}")
+    run_id = client.create_run(experiment_id).info.run_id
+    written = failed = step = 0
+    end = time.time() + seconds
+    while time.time() < end:
+        try:
+            client.log_batch(run_id, metrics=[Metric(f"m{i}", float(step), int(time.time() * 1000), step)
+                                              for i in range(10)])
+            written += 1
+        except Exception as error:  # pylint: disable=broad-except  # counted, and named below
+            failed += 1
+            print(f"write {step} failed: {str(error)[:200]}", file=sys.stderr)
+        step += 1
+        time.sleep(0.05)
+    return written, failed
+
+
 def log(client, label):
     experiment_id = client.create_experiment(f"molecule-{label}-{int(time.time() * 1000)}",
                                              tags={"purpose": "no data lost across upgrades"})
@@ -113,6 +197,12 @@ def log(client, label):
         client.log_artifact(run_id, notes, artifact_path="reports/text")
         sent = {"weights.bin": _sha256(blob), "reports/text/notes.txt": _sha256(notes)}
     client.set_terminated(run_id, "FINISHED", end_time=start + 60_000)
+    model = f"molecule-model-{label}"
+    if not client.search_registered_models(f"name='{model}'"):
+        client.create_registered_model(model, tags={"team": "ops"}, description="kept across backups")
+    version = client.create_model_version(model, f"{run.info.artifact_uri}/weights.bin", run_id=run_id,
+                                          tags={"label": label}, description=f"weights of {label}")
+    client.set_registered_model_alias(model, "champion", version.version)
 
     saved = snapshot(client, run_id)
     problems = []
@@ -161,18 +251,25 @@ def fill(uri, batches=200):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("action", choices=["log", "check", "fill"])
+    parser.add_argument("action", choices=["log", "check", "fill", "dump", "compare", "stream"])
     parser.add_argument("--uri", required=True, help="tracking server URL, e.g. http://10.88.0.5:8080")
     parser.add_argument("--state", required=True, help="JSON file of recorded runs")
     parser.add_argument("--label", default="run")
     parser.add_argument("--identity", default="", help="the signed-in email nginx would pass (X-Forwarded-Email)")
+    parser.add_argument("--token", default="", help="a bearer token (through the public nginx)")
+    parser.add_argument("--insecure", action="store_true", help="accept a self-signed certificate")
+    parser.add_argument("--seconds", type=float, default=30, help="stream: for how long")
     args = parser.parse_args()
     if args.identity:
         IDENTITY_HEADERS["X-Forwarded-Email"] = args.identity
+    if args.token:
+        os.environ["MLFLOW_TRACKING_TOKEN"] = args.token
+    if args.insecure:
+        os.environ["MLFLOW_TRACKING_INSECURE_TLS"] = "true"
     client = MlflowClient(tracking_uri=args.uri)
 
     recorded = []
-    if os.path.exists(args.state):
+    if args.action in ("log", "check") and os.path.exists(args.state):
         with open(args.state, encoding="utf-8") as handle:
             recorded = json.load(handle)
 
@@ -181,6 +278,26 @@ def main():
         print(json.dumps(answer))
         if not answer["refused"]:
             sys.exit(f"the server took {answer['batches']} batches of 1000 metrics on a full disk")
+        return
+
+    if args.action == "dump":
+        dump = everything(client)
+        with open(args.state, "w", encoding="utf-8") as handle:
+            json.dump(dump, handle, indent=1, sort_keys=True)
+        print(json.dumps(summary(dump)))
+        return
+    if args.action == "compare":
+        with open(args.state, encoding="utf-8") as handle:
+            was = json.load(handle)
+        now = everything(client)
+        found = differences(was, json.loads(json.dumps(now)))
+        if found:
+            sys.exit(f"{len(found)} differences from {args.state}:\n  " + "\n  ".join(found[:50]))
+        print(json.dumps(dict(summary(now), identical=True)))
+        return
+    if args.action == "stream":
+        written, failed = stream(client, args.seconds)
+        print(json.dumps({"batches_written": written, "failed": failed}))
         return
 
     if args.action == "log":
