@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 
-import pytest
 
 FILES = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'roles', 'external_nginx', 'files')
 PROGRAM = os.path.join(FILES, 'mlflow_globus_nginx.mtail')
