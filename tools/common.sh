@@ -12,6 +12,10 @@ OAUTH2_PROXY_VERSION=${OAUTH2_PROXY_VERSION:-$(role_default oauth2_proxy oauth2_
 MLFLOW_VERSION=${MLFLOW_VERSION:-$(role_default mlflow_globus mlflow_globus_version)}
 # The release the upgrade tests start from (Molecule reads it as MLFLOW_GLOBUS_PREVIOUS_MLFLOW_VERSION).
 MLFLOW_PREVIOUS_VERSION=${MLFLOW_PREVIOUS_VERSION:-3.16.1}
+# oauth2-proxy's release before the role's pin, for the upgrade test (MLFLOW_GLOBUS_OAUTH2_PROXY_PREVIOUS_*).
+OAUTH2_PROXY_PREVIOUS_VERSION=${OAUTH2_PROXY_PREVIOUS_VERSION:-7.15.2}
+# The S3 gateway the tests use as the object store for artifacts (tools/s3-server-build.sh).
+VERSITYGW_VERSION=${VERSITYGW_VERSION:-1.8.0}
 # The Debian releases the test containers run: the first is the default platform's.
 DEBIAN_RELEASES=(bookworm trixie)
 export CONTAINERS_CONF=$REPO_ROOT/tools/containers.conf

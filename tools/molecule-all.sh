@@ -9,7 +9,7 @@ jobs=${MOLECULE_JOBS:-2}
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || { log "MOLECULE_JOBS must be a positive integer, not '$jobs'"; exit 2; }
 scenarios=("$@")
 # Longest first, so that the last two to start end at about the same time; any new one last.
-order=(split external_nginx mlflow_postgres mlflow_default oauth2_proxy all_in_one nginx_validate_reload)
+order=(pool split external_nginx mlflow_postgres mlflow_default oauth2_proxy all_in_one nginx_validate_reload)
 if [ ${#scenarios[@]} -eq 0 ]; then
   for s in "${order[@]}" $(ls molecule/*/molecule.yml | cut -d/ -f2); do
     [ -f "molecule/$s/molecule.yml" ] && [[ " ${scenarios[*]} " != *" $s "* ]] && scenarios+=("$s")

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Everything the tests and the demo need, from scratch on a fresh Debian 12 machine, cached
-# outside the repo: Debian packages, the controller virtualenv, the systemd base image and the
-# oauth2-proxy build. Writes .cache/env.sh for the Makefile to source. Safe to run again.
+# outside the repo: Debian packages, the controller virtualenv, the systemd base image, the
+# oauth2-proxy builds (the pinned release and the one before it, for the upgrade test) and the S3
+# gateway's build. Writes .cache/env.sh for the Makefile to source. Safe to run again.
 source "$(dirname "$0")/common.sh"
 "$REPO_ROOT/tools/debian-packages.sh"
-# The base images (one per Debian release) and the oauth2-proxy build need nothing from the
-# virtualenv: on a fresh machine they run beside it (each a few minutes), and each prints the path
-# of what it made.
+# The base images (one per Debian release) and the Go builds need nothing from the virtualenv: on a
+# fresh machine they run beside it (each a few minutes), and each prints the path of what it made.
 built=$(mktemp -d)
 trap 'kill $(jobs -rp) 2>/dev/null || true; rm -rf "$built"' EXIT
 image_jobs=()
@@ -14,6 +14,9 @@ for release in "${DEBIAN_RELEASES[@]}"; do
   "$REPO_ROOT/tools/base-image.sh" "$release" >"$built/image-$release" & image_jobs+=($!)
 done
 "$REPO_ROOT/tools/oauth2-proxy-build.sh" >"$built/oauth2-proxy" & oauth2_proxy_job=$!
+OAUTH2_PROXY_VERSION=$OAUTH2_PROXY_PREVIOUS_VERSION "$REPO_ROOT/tools/oauth2-proxy-build.sh" \
+  >"$built/oauth2-proxy-previous" & oauth2_proxy_previous_job=$!
+"$REPO_ROOT/tools/s3-server-build.sh" >"$built/s3-server" & s3_server_job=$!
 venv=$("$REPO_ROOT/tools/venv.sh")
 # promtool (the tests check and unit-test the alert rules with it) from Debian's package, not installed.
 prometheus_dir=$("$REPO_ROOT/tools/promtool.sh")
@@ -24,6 +27,9 @@ for job in "${image_jobs[@]}"; do
   wait "$job" || { log "a base image build failed (its output is above)"; exit 1; }
 done
 wait "$oauth2_proxy_job" || { log "the oauth2-proxy build failed (its output is above)"; exit 1; }
+wait "$oauth2_proxy_previous_job" \
+  || { log "the build of oauth2-proxy $OAUTH2_PROXY_PREVIOUS_VERSION failed (its output is above)"; exit 1; }
+wait "$s3_server_job" || { log "the versitygw build failed (its output is above)"; exit 1; }
 image=$(cat "$built/image-bookworm") image_trixie=$(cat "$built/image-trixie")
 oauth2_proxy_archive=$(cat "$built/oauth2-proxy")
 # One container of each image on a podman network, so that a podman that cannot start any says
@@ -57,6 +63,11 @@ export MLFLOW_GLOBUS_CACHE="$CACHE_DIR"
 export MLFLOW_GLOBUS_BASE_IMAGE="$image"
 export MLFLOW_GLOBUS_BASE_IMAGE_TRIXIE="$image_trixie"
 export MLFLOW_GLOBUS_OAUTH2_PROXY_ARCHIVE="$oauth2_proxy_archive"
+# The release before the role's pin, for the oauth2-proxy upgrade test.
+export MLFLOW_GLOBUS_OAUTH2_PROXY_PREVIOUS_ARCHIVE="$(cat "$built/oauth2-proxy-previous")"
+export MLFLOW_GLOBUS_OAUTH2_PROXY_PREVIOUS_VERSION="$OAUTH2_PROXY_PREVIOUS_VERSION"
+# versitygw (tools/s3-server-build.sh): the S3-compatible object store the tests put beside MLflow.
+export MLFLOW_GLOBUS_S3_SERVER="$(cat "$built/s3-server")"
 export MLFLOW_GLOBUS_WHEELHOUSE="$(cat "$built/wheelhouse-bookworm")"
 export MLFLOW_GLOBUS_WHEELHOUSE_TRIXIE="$(cat "$built/wheelhouse-trixie")"
 export MLFLOW_GLOBUS_PREVIOUS_MLFLOW_VERSION="$MLFLOW_PREVIOUS_VERSION"

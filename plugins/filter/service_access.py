@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-# Documentation: nginx_peers.yml, service_upstreams.yml, ip_access_list.yml and unresolved_names.yml beside this file.
+# Documentation: nginx_peers.yml, service_upstreams.yml, service_pool.yml, ip_access_list.yml and unresolved_names.yml beside this file.
 
 """Who may talk to the services on a VM: the nginx hosts of the inventory, as addresses.
 
@@ -132,6 +132,19 @@ def service_upstreams(service_hosts: t.Any, hostvars: t.Any, inventory_hostname:
     return upstreams
 
 
+def service_pool(service_hosts: t.Any, hostvars: t.Any, inventory_hostname: str, service: str,
+                 upstreams: t.Any = None) -> dict[str, t.Any]:
+    """A service's pool for nginx_pool: its readiness path and one member per host, each its inventory
+    name and ``service_upstreams``' address. Given ``upstreams`` (a site's own list) name themselves."""
+    if upstreams:
+        if isinstance(upstreams, str) or not isinstance(upstreams, (list, tuple)):
+            raise AnsibleFilterError('service_pool: upstreams must be a list of "address:port", got %r' % (upstreams,))
+        pairs = [(str(u), str(u)) for u in upstreams]
+    else:
+        pairs = list(zip(service_hosts or [], service_upstreams(service_hosts, hostvars, inventory_hostname, service)))
+    return {'ready_path': SERVICES[service]['ready_path'], 'members': [{'host': h, 'server': s} for h, s in pairs]}
+
+
 def unresolved_names(entries: t.Any) -> list[str]:
     """The entries that are host names (not addresses or networks), each once, in order."""
     names: list[str] = []
@@ -196,6 +209,7 @@ class FilterModule:
             'service_listen_address': service_listen_address,
             'nginx_peers': nginx_peers,
             'service_upstreams': service_upstreams,
+            'service_pool': service_pool,
             'unresolved_names': unresolved_names,
             'ip_access_list': ip_access_list,
         }

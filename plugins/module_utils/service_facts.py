@@ -32,6 +32,8 @@ SERVICES: dict[str, dict[str, t.Any]] = {
         'prefix': 'oauth2_proxy',
         'ports': {'oauth2_proxy_port': 8081},
         'upstream_port': 'oauth2_proxy_port',
+        # What nginx's host asks a pool member before putting it back (nginx_pool): 200 when it can serve.
+        'ready_path': '/ready',
         'recover': 'restart',
         'logs': [{'file': 'oauth2-proxy.journal.txt', 'unit': 'oauth2-proxy'}],
     },
@@ -47,6 +49,7 @@ SERVICES: dict[str, dict[str, t.Any]] = {
         'prefix': 'mlflow_globus',
         'ports': {'mlflow_globus_port': 8080},
         'upstream_port': 'mlflow_globus_port',
+        'ready_path': '/health',
         'recover': 'restart',
         'logs': [{'file': 'mlflow-globus.journal.txt', 'unit': 'mlflow-globus'}],
     },
@@ -59,6 +62,7 @@ SERVICES: dict[str, dict[str, t.Any]] = {
         'prefix': 'external_nginx',
         'ports': {'external_nginx_http_port': 80, 'external_nginx_https_port': 443},
         'upstream_port': None,
+        'ready_path': None,
         # Never restarted by recovery: `nginx -t`, then a reload (the role's entry point `reload`).
         'recover': 'reload',
         'logs': [{'file': 'nginx-error.log.txt', 'path': '/var/log/nginx/error.log'}],

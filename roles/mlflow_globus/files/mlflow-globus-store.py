@@ -6,6 +6,7 @@ database password never appears on a command line, then becomes the service user
 everything it writes belongs to the service. Where those are comes from the settings file the role
 writes beside it (mlflow-globus-store.json: env_file, backup_dir, service_user; auth_config when
 MLflow's auth app runs, its ini file naming the auth database; artifacts_dir when artifacts are local;
+artifacts_uri, where the artifacts are (a backup's manifest records it, and whether it holds them);
 metrics_textfile and backup_max_age_seconds for `newest`; service_venv, whose MLflow release a backup's
 manifest names). Refusals (a damaged or too new backup, an
 unknown grant) print {"refused": [...]} and exit 3, having written nothing. For example:
@@ -16,7 +17,9 @@ unknown grant) print {"refused": [...]} and exit 3, having written nothing. For 
                   (SQLite online backup) or store.dump (pg_dump -Fc), auth.db (a SQLite
                   auth database of its own; one inside the PostgreSQL store is in its
                   dump), artifacts.tar (the local artifacts, unless --store-only) and
-                  manifest.json (MLflow version, schema revision, sizes, SHA-256);
+                  manifest.json (MLflow version, schema revision, sizes, SHA-256, and
+                  under "artifacts" where they are and whether this backup holds them:
+                  artifacts in an object store, s3://..., are never copied);
                   prints its path, or "none" when there is no store yet. --keep N
                   then removes all but the label's newest N
   restore PATH    check a backup, keep what it replaces aside (label before-restore),
@@ -181,12 +184,28 @@ def safe_members(tar):
     return tar.getmembers()
 
 
-def backup(url, uri, label, backup_dir, auth_url=None, artifacts_dir=None, keep=None, service_venv=None):
+def artifacts_record(artifacts_uri, copied):
+    """What a manifest says of the artifacts: where they are, whether the backup holds them, and why not.
+    Artifacts in an object store (a URI such as s3://bucket/path) stay there: the store keeps them, and
+    copying a bucket is the store's own business (versioning, replication), not a database backup's."""
+    if copied:
+        return {"location": artifacts_uri, "copied": True, "note": "in artifacts.tar"}
+    if artifacts_uri and "://" in artifacts_uri and not artifacts_uri.startswith("file://"):
+        return {"location": artifacts_uri, "copied": False,
+                "note": "not copied: they live in an object store, which keeps them (back it up by its own means)"}
+    return {"location": artifacts_uri, "copied": False,
+            "note": "not copied: a backup of the store only, or no artifacts directory yet"}
+
+
+def backup(url, uri, label, backup_dir, auth_url=None, artifacts_dir=None, keep=None, service_venv=None,
+           artifacts_uri=None):
     """A backup directory <backup_dir>/mlflow-LABEL-<UTC time>: the store (store.db, SQLite's online
     backup, or store.dump, pg_dump -Fc), a separate SQLite auth database (auth.db), the local artifacts
     (artifacts.tar) when ``artifacts_dir`` is given, and manifest.json (MLflow's version, the schema
-    revision, each file's size and SHA-256). Written as <name>.partial and renamed when whole; then
-    only the newest ``keep`` backups of this label are kept. Returns its path, or "none" without a store."""
+    revision, each file's size and SHA-256, and where the artifacts are, ``artifacts_uri`` or
+    ``artifacts_dir``, with whether the backup holds them). Written as <name>.partial and renamed when
+    whole; then only the newest ``keep`` backups of this label are kept. Returns its path, or "none"
+    without a store."""
     if url.get_backend_name() == "sqlite" and (not url.database or not os.path.exists(url.database)):
         return "none"
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -213,6 +232,8 @@ def backup(url, uri, label, backup_dir, auth_url=None, artifacts_dir=None, keep=
         "mlflow_version": mlflow_version(service_venv), "backend": url.get_backend_name(),
         "revision": schema, "files": files,
     }
+    if artifacts_uri or artifacts_dir:
+        manifest["artifacts"] = artifacts_record(artifacts_uri or artifacts_dir, "artifacts.tar" in files)
     with open(os.path.join(work, MANIFEST), "w", encoding="utf-8") as handle:
         json.dump(manifest, handle, indent=2, sort_keys=True)
     os.replace(work, path)
@@ -285,7 +306,7 @@ def known_revision(uri):
     return known
 
 
-def restore(url, uri, path, backup_dir, auth_url=None, artifacts_dir=None):
+def restore(url, uri, path, backup_dir, auth_url=None, artifacts_dir=None, artifacts_uri=None):
     """Put a checked backup back in place of the store (stop the service first), with its auth database
     and artifacts when it has them. What it replaces is first kept aside as a backup labelled
     before-restore. Returns what was done; the schema is migrated separately (``upgrade``)."""
@@ -296,7 +317,7 @@ def restore(url, uri, path, backup_dir, auth_url=None, artifacts_dir=None):
         with tarfile.open(tar) as archive:
             safe_members(archive)
     aside = backup(url, uri, "before-restore", backup_dir, auth_url,
-                   artifacts_dir if "artifacts.tar" in files else None)
+                   artifacts_dir if "artifacts.tar" in files else None, artifacts_uri=artifacts_uri)
     if "store.db" in files:
         if url.get_backend_name() != "sqlite":
             raise Refused([f"{path} holds a SQLite store; this service's store is {url.get_backend_name()}"])
@@ -317,7 +338,7 @@ def restore(url, uri, path, backup_dir, auth_url=None, artifacts_dir=None):
         with tarfile.open(tar) as archive:
             archive.extractall(artifacts_dir, members=safe_members(archive))
     return {"restored": path, "kept_aside": aside, "revision": manifest["revision"],
-            "parts": sorted(name.split(".")[0] for name in files)}
+            "parts": sorted(name.split(".")[0] for name in files), "artifacts": manifest.get("artifacts")}
 
 
 def newest(backup_dir, textfile=None, max_age=None):
@@ -502,9 +523,11 @@ def main():
     try:
         if args.action == "backup":
             print(backup(url, uri, args.argument, settings["backup_dir"], auth_url,
-                         None if args.store_only else artifacts_dir, args.keep, settings.get("service_venv")))
+                         None if args.store_only else artifacts_dir, args.keep, settings.get("service_venv"),
+                         settings.get("artifacts_uri") or None))
         elif args.action == "restore":
-            print(json.dumps(restore(url, uri, args.argument, settings["backup_dir"], auth_url, artifacts_dir)))
+            print(json.dumps(restore(url, uri, args.argument, settings["backup_dir"], auth_url, artifacts_dir,
+                                     settings.get("artifacts_uri") or None)))
         elif args.action == "check":
             manifest = check_backup(args.argument, known_revision(uri))
             print(json.dumps(dict(manifest, schema=known_revision(uri)(manifest["revision"])

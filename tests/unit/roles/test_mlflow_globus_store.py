@@ -162,6 +162,54 @@ def test_a_store_only_backup_leaves_the_artifacts_alone(tool, tmp_path):
     assert 'artifacts.tar' not in json.load(open(os.path.join(result['kept_aside'], 'manifest.json')))['files']
 
 
+def manifest_of(path):
+    with open(os.path.join(path, 'manifest.json'), encoding='utf-8') as handle:
+        return json.load(handle)
+
+
+def test_the_manifest_says_local_artifacts_are_in_the_backup(tool, tmp_path):
+    db, auth, art, backups = make_service(tmp_path)
+    path = tool.backup(sqlite_url(db), 'uri', 'scheduled', str(backups), sqlite_url(auth), str(art),
+                       artifacts_uri=str(art))
+    assert manifest_of(path)['artifacts'] == {'location': str(art), 'copied': True, 'note': 'in artifacts.tar'}
+
+
+@pytest.mark.parametrize('artifacts_uri', ['s3://mlflow/artifacts', 's3://mlflow', 'gs://bucket/mlflow'])
+def test_artifacts_in_an_object_store_are_recorded_not_copied_and_restore_leaves_them(tool, tmp_path, artifacts_uri):
+    """The role gives no artifacts_dir when the artifacts are in an object store: the backup holds the store
+    and says where the artifacts are; a restore of it touches no artifacts and reports the same."""
+    db, auth, _art, backups = make_service(tmp_path)
+    path = tool.backup(sqlite_url(db), 'uri', 'scheduled', str(backups), sqlite_url(auth), None,
+                       artifacts_uri=artifacts_uri)
+    manifest = manifest_of(path)
+    assert sorted(manifest['files']) == ['auth.db', 'store.db']
+    assert manifest['artifacts']['location'] == artifacts_uri
+    assert manifest['artifacts']['copied'] is False
+    assert 'object store' in manifest['artifacts']['note']
+    assert tool.check_backup(path, tool.known_revision('uri'))['artifacts'] == manifest['artifacts']
+    result = tool.restore(sqlite_url(db), 'uri', path, str(backups), sqlite_url(auth), None, artifacts_uri)
+    assert result['parts'] == ['auth', 'store'] and result['artifacts'] == manifest['artifacts']
+    assert manifest_of(result['kept_aside'])['artifacts']['location'] == artifacts_uri
+
+
+@pytest.mark.parametrize('artifacts_uri, copied, note', [
+    ('/var/lib/mlflow/artifacts', True, 'in artifacts.tar'),
+    ('/var/lib/mlflow/artifacts', False, 'not copied: a backup of the store only, or no artifacts directory yet'),
+    ('file:///var/lib/mlflow/artifacts', False, 'not copied: a backup of the store only, or no artifacts directory yet'),
+    ('s3://mlflow/artifacts', False,
+     'not copied: they live in an object store, which keeps them (back it up by its own means)'),
+])
+def test_artifacts_record(store, artifacts_uri, copied, note):
+    assert store.artifacts_record(artifacts_uri, copied) == {'location': artifacts_uri, 'copied': copied, 'note': note}
+
+
+def test_a_store_only_backup_says_the_local_artifacts_are_not_in_it(tool, tmp_path):
+    db, auth, art, backups = make_service(tmp_path)
+    path = tool.backup(sqlite_url(db), 'uri', '3.16.1', str(backups), sqlite_url(auth), None, artifacts_uri=str(art))
+    assert manifest_of(path)['artifacts']['copied'] is False
+    assert 'artifacts.tar' not in manifest_of(path)['files']
+
+
 def test_a_damaged_backup_is_refused_naming_the_file_and_nothing_changes(tool, tmp_path):
     db, auth, art, backups = make_service(tmp_path)
     path = tool.backup(sqlite_url(db), 'uri', 'scheduled', str(backups), sqlite_url(auth), str(art))

@@ -9,14 +9,15 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.alcf.mlflow_globus.plugins.filter.service_access import (
-    FilterModule, ip_access_list, nginx_co_located, nginx_peers, service_listen_address, service_upstreams,
-    unresolved_names)
+    FilterModule, ip_access_list, nginx_co_located, nginx_peers, service_listen_address, service_pool,
+    service_upstreams, unresolved_names)
 
 
 def test_filters_are_registered():
     assert FilterModule().filters() == {
         'nginx_co_located': nginx_co_located, 'service_listen_address': service_listen_address,
-        'nginx_peers': nginx_peers, 'service_upstreams': service_upstreams, 'unresolved_names': unresolved_names,
+        'nginx_peers': nginx_peers, 'service_upstreams': service_upstreams, 'service_pool': service_pool,
+        'unresolved_names': unresolved_names,
         'ip_access_list': ip_access_list}
 
 
@@ -121,6 +122,20 @@ def test_service_upstreams(hosts, nginx, expected):
 
 def test_service_upstreams_reads_the_variables_of_the_service_it_is_given():
     assert service_upstreams(['vm2'], UPSTREAM_HOSTVARS, 'nginx1', 'oauth2_proxy') == ['10.0.0.10:8081']
+
+
+def test_service_pool_names_each_member_by_its_host():
+    assert service_pool(['vm1', 'vm2'], UPSTREAM_HOSTVARS, 'nginx1', 'mlflow') == {'ready_path': '/health', 'members': [
+        {'host': 'vm1', 'server': '10.0.0.9:8080'}, {'host': 'vm2', 'server': '10.0.0.10:9080'}]}
+    assert service_pool(['vm2'], UPSTREAM_HOSTVARS, 'nginx1', 'oauth2_proxy') == {
+        'ready_path': '/ready', 'members': [{'host': 'vm2', 'server': '10.0.0.10:8081'}]}
+
+
+def test_service_pool_of_given_upstreams_names_them_by_address():
+    assert service_pool(['vm1'], UPSTREAM_HOSTVARS, 'nginx1', 'mlflow', ['10.9.9.9:80']) == {
+        'ready_path': '/health', 'members': [{'host': '10.9.9.9:80', 'server': '10.9.9.9:80'}]}
+    with pytest.raises(AnsibleFilterError, match='upstreams must be a list'):
+        service_pool(['vm1'], UPSTREAM_HOSTVARS, 'nginx1', 'mlflow', '10.9.9.9:80')
 
 
 def test_service_upstreams_wants_a_list():

@@ -346,13 +346,13 @@ def test_failed_reload_keeps_backups_when_asked(nginx, port_holder):
 def test_backups_stay_until_the_reload_is_confirmed(nginx, monkeypatch):
     site = nginx.write(nginx.site, nginx.site_text('v2'))
     seen = []
-    from ansible_collections.alcf.mlflow_globus.plugins.modules import nginx_validate_reload as mod
-    real = mod.reload_nginx
+    from ansible_collections.alcf.mlflow_globus.plugins.module_utils import nginx_reload as engine
+    real = engine.reload_nginx
 
-    def spy(module, binary, master):
+    def spy(module, settings, binary, master):
         seen.append(os.path.exists(site['backup_file']))
-        return real(module, binary, master)
-    monkeypatch.setattr(mod, 'reload_nginx', spy)
+        return real(module, settings, binary, master)
+    monkeypatch.setattr(engine, 'reload_nginx', spy)
     failed, result = run_module(main, nginx.args([site]))
     assert not failed and result['reloaded']
     assert seen == [True]
