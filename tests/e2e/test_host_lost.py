@@ -42,8 +42,15 @@ def replace_container(name):
     subprocess.run(['podman', 'run', '--detach', '--name', name, '--hostname', name, '--label', 'owner=molecule',
                     '--privileged', '--systemd', platform['systemd'], '--network', platform['network'],
                     '--ip', platform['ip'], image, platform['command']], check=True, capture_output=True)
-    out = subprocess.run(['podman', 'exec', name, 'timeout', '120', 'systemctl', 'is-system-running', '--wait'],
-                         capture_output=True, text=True)
+    # systemd makes its bus a moment after the container starts (longer on a busy machine): until then
+    # systemctl says "Failed to connect to bus", which is not an answer yet.
+    deadline = time.monotonic() + 120
+    while True:
+        out = subprocess.run(['podman', 'exec', name, 'timeout', '120', 'systemctl', 'is-system-running', '--wait'],
+                             capture_output=True, text=True)
+        if 'Failed to connect to bus' not in out.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert out.stdout.strip() in ('running', 'degraded'), out
 
 
