@@ -55,7 +55,7 @@ def no_auth_keepalive(text, _ctx):
 
 def auth_cache(text, ctx):
     ttl = ctx.get('auth_cache_ttl', '5s')
-    site = re.search(r'^upstream (\w+)_oauth2_proxy \{', text, re.M).group(1)
+    site = re.search(r'proxy_pass http://(\w+)_oauth2_proxy;', text).group(1)
     block = AUTH_CACHE.format(site=site, ttl=ttl)
     text = AUTH_CACHE_PATH.format(site=site) + text
     return _sub(r'^(\s*location = /oauth2/auth \{\n\s*internal;\n)', lambda m: m.group(1) + block, text, 1)
@@ -66,11 +66,21 @@ def access_log_off(text, _ctx):
     return _sub(r'^(    server_name (?!_)[^;]+;)$', r'\1\n    access_log off;', text)
 
 
+def inline_pools(text, ctx):
+    """The upstream pools, written into the site in place of their include (the role now keeps them in
+    a file of their own, /etc/nginx/alcf-mlflow-globus/<site>-pools.conf): a variant then edits and
+    replaces one file only, and the pools' file is never touched."""
+    return re.sub(r'^include (/etc/nginx/alcf-mlflow-globus/\S+-pools\.conf);$',
+                  lambda m: ctx['read'](m.group(1)), text, flags=re.M)
+
+
 def compose(names):
     """'a+b': the transforms of a, then b; the chain is reached over plain HTTP if any of them says so."""
     steps = [VARIANTS[name] for name in names.split('+')]
 
     def transform(text, ctx):
+        if 'read' in ctx:
+            text = inline_pools(text, ctx)
         for step, _url in steps:
             text = step(text, ctx)
         return text

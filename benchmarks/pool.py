@@ -296,7 +296,8 @@ def with_variants(stack, args, run_phase):
     and puts the deployed site back at the end, whatever happened."""
     original = nginx_site(stack)
     podman('exec', '-i', stack.nginx, 'sh', '-c', 'cat > %s/site.conf.orig' % REMOTE, stdin=original)
-    context = {'email': args.email, 'plain_port': args.plain_port, 'auth_cache_ttl': args.auth_cache_ttl}
+    context = {'email': args.email, 'plain_port': args.plain_port, 'auth_cache_ttl': args.auth_cache_ttl,
+               'read': lambda path: podman('exec', stack.nginx, 'cat', path)}  # the files the site includes
     rows = []
     try:
         for name in args.variants:
