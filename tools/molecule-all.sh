@@ -35,6 +35,7 @@ done
 wait
 
 failed=0
+digests=()
 for s in "${scenarios[@]}"; do
   if ! grep -q ' passed ' "$out/$s.result" 2>/dev/null; then
     failed=$((failed + 1))
@@ -44,7 +45,16 @@ for s in "${scenarios[@]}"; do
     # that failed on purpose and were rescued or ignored; the log's tail is destroy).
     printf '\n--- last failed tasks in %s ---\n' "$out/$s.log" >&2
     grep -E -A6 '^\[ERROR\]: Task failed|^(fatal|failed): ' "$out/$s.log" | grep -v '^--$' | cut -c1-700 | tail -40 >&2 || true
+    digests+=("$s")
   fi
+done
+# Last of all, since CI shows only the end of this output: the lines of each scenario's last failure
+# that say why (its message, and the failures inside a playbook that the failed task ran).
+for s in "${digests[@]}"; do
+  printf '\n--- why %s failed (from its last failed task) ---\n' "$s" >&2
+  awk '/^(fatal|failed): / { block = $0; next } block != "" && /^[ \t]/ { block = block "\n" $0; next }
+       block != "" { last = block; block = "" } END { print (block != "" ? block : last) }' "$out/$s.log" |
+    grep -E 'FAILED|fatal|msg|ERROR|Error|failed=[1-9]|unreachable=[1-9]|assert' | cut -c1-400 | tail -12 >&2 || true
 done
 for s in "${scenarios[@]}"; do
   cat "$out/$s.result" 2>/dev/null || printf 'molecule %-26s FAILED (no result)\n' "$s"
