@@ -50,7 +50,7 @@ def pool_member(args, member, state):
 def mixed_argv(stack, args, creds):
     """The steady stream: half the threads read, half log-batch, through nginx with a session cookie,
     each request retried as the MLflow client retries it (--client-retries); both counts are reported."""
-    return ['--op', 'mixed', '--threads', str(args.threads), '--url', stack.chain_url, '--host', stack.public_host,
+    return ['--op', 'mixed', '--threads', str(args.stream_threads), '--url', stack.chain_url, '--host', stack.public_host,
             '--insecure', '--headers-file', creds['session'], '--retries', str(args.client_retries)]
 
 
@@ -142,6 +142,9 @@ def add_arguments(parser):
     parser.add_argument('--allowlist', type=lambda s: s.split(','),
                         default=['alice@example.org', 'bob@example.org', 'carol@example.org'],
                         help='the allowlist before the change (one address is added)')
+    parser.add_argument('--stream-threads', type=int, default=2,
+                        help='threads of the changes\' stream (default 2: steady, and the change itself, '
+                             'a playbook on the same cores, is not starved)')
     parser.add_argument('--client-retries', type=int, default=7,
                         help='retries of the changes\' stream, as the MLflow client makes them (its default: 7)')
     parser.add_argument('--after-loss', type=float, default=20, help='seconds of load after a VM is lost')
