@@ -79,8 +79,7 @@ def compose(names):
     steps = [VARIANTS[name] for name in names.split('+')]
 
     def transform(text, ctx):
-        if 'read' in ctx:
-            text = inline_pools(text, ctx)
+        text = inline_pools(text, ctx)
         for step, _url in steps:
             text = step(text, ctx)
         return text

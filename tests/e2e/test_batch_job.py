@@ -77,6 +77,11 @@ def login(site, client_package, tmp_path, client_id=SERVICE_CLIENT, lifetime=LIF
     return token_file, count
 
 
+def id_token_claims(token):
+    payload = token.split('.')[1]
+    return json.loads(base64.urlsafe_b64decode(payload + '=' * (-len(payload) % 4)))
+
+
 def test_a_job_outliving_its_token_logs_every_metric(site, client_package, tmp_path):
     assert SERVICE in site['allowed'], 'the service identity must be on the allowlist like a person'
     token_file, count = login(site, client_package, tmp_path)
@@ -107,11 +112,6 @@ def test_the_same_job_with_one_fixed_token_is_refused_when_it_ends(site, client_
     assert failure['at'] >= ends - 1, failure
     # nginx's 401 for the API, as the MLflow client reports it.
     assert failure['error'].startswith('UNAUTHENTICATED: Not signed in'), failure
-
-
-def id_token_claims(token):
-    payload = token.split('.')[1]
-    return json.loads(base64.urlsafe_b64decode(payload + '=' * (-len(payload) % 4)))
 
 
 def test_a_token_for_a_client_the_site_does_not_list_is_refused(site, client_package, tmp_path):
